@@ -1,0 +1,70 @@
+"""Celery settings (lowercase, Celery's names) and the beat schedule, in one place.
+
+`build(settings)` returns them for the app's validated settings: the schedules are configurable.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery.schedules import crontab
+
+TASK_MODULES = [
+    "tasks.partitions",
+    "tasks.maintenance",
+]
+
+
+def _cron(expr: str) -> crontab:
+    minute, hour, day_of_month, month_of_year, day_of_week = expr.split()
+    return crontab(
+        minute=minute,
+        hour=hour,
+        day_of_month=day_of_month,
+        month_of_year=month_of_year,
+        day_of_week=day_of_week,
+    )
+
+
+def build(settings: Any) -> dict[str, Any]:
+    """Celery configuration for these settings."""
+    return {
+        "broker_url": settings.broker_url,
+        "broker_use_ssl": settings.broker_use_ssl,
+        "broker_connection_retry_on_startup": True,
+        "broker_connection_max_retries": None,
+        "result_backend": None,
+        "task_ignore_result": True,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "result_serializer": "json",
+        "timezone": "UTC",
+        "enable_utc": True,
+        "include": TASK_MODULES,
+        # Our own task queue; never the report queue, which only the consumer step reads.
+        "task_default_queue": settings.CELERY_QUEUE,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
+        "task_time_limit": 3600,
+        "task_soft_time_limit": 3300,
+        "beat_schedule": {
+            "partitions-maintain": {
+                "task": "tasks.partitions.maintain_partitions",
+                "schedule": _cron(settings.PARTITIONS_CRON),
+                "options": {"expires": 3600},
+            },
+            "receipts-prune": {
+                "task": "tasks.maintenance.prune_receipts",
+                "schedule": crontab(minute="7", hour="*"),
+                "options": {"expires": 3000},
+            },
+            "beat-heartbeat": {
+                "task": "tasks.maintenance.beat_heartbeat",
+                "schedule": 60.0,
+                "options": {"expires": 55},
+            },
+        },
+    }

@@ -1,0 +1,50 @@
+"""Aggregates maintained at ingestion so statistics and error pages never scan `messages`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, DateTime, Index, PrimaryKeyConstraint, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from .base import Base
+
+
+class MessageStat(Base):
+    """Hourly rollup per (bucket, message type, instrument), upserted per ingested batch."""
+
+    __tablename__ = "message_stats"
+    __table_args__ = (
+        PrimaryKeyConstraint("bucket", "message_type", "instrument", name="pk_message_stats"),
+        Index("ix_message_stats_message_type_bucket", "message_type", "bucket"),
+    )
+
+    #: Start of the hour (UTC) of `received_at`.
+    bucket: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    message_type: Mapped[str] = mapped_column(Text)
+    #: Lower-cased instrument; '' when the message has none (a PK column cannot be NULL).
+    instrument: Mapped[str] = mapped_column(Text)
+    total: Mapped[int] = mapped_column(BigInteger)
+    errored: Mapped[int] = mapped_column(BigInteger)
+    sum_processing_ms: Mapped[int] = mapped_column(BigInteger)
+    max_processing_ms: Mapped[int] = mapped_column(BigInteger)
+    #: Messages that had a processing time (the denominator of the mean).
+    timed: Mapped[int] = mapped_column(BigInteger)
+
+
+class ErrorGroup(Base):
+    """Errors grouped by cause: one row per fingerprint."""
+
+    __tablename__ = "error_groups"
+
+    fingerprint: Mapped[str] = mapped_column(Text, primary_key=True)
+    message_type: Mapped[str] = mapped_column(Text, index=True)
+    callback: Mapped[str | None] = mapped_column(Text)
+    exception_class: Mapped[str | None] = mapped_column(Text)
+    #: Error text with numbers, hex runs, UUIDs, paths and quoted values masked.
+    normalized_text: Mapped[str] = mapped_column(Text)
+    first_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    count: Mapped[int] = mapped_column(BigInteger)
+    sample_message_id: Mapped[int] = mapped_column(BigInteger)
+    sample_error: Mapped[str] = mapped_column(Text)

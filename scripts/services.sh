@@ -1,0 +1,232 @@
+#!/usr/bin/env bash
+# Private PostgreSQL + RabbitMQ for development and tests, under $RUN_DIR (default .run/).
+#
+#   scripts/services.sh start   install missing Debian packages, start both, write $RUN_DIR/env
+#   scripts/services.sh stop    stop what `start` started, by PID
+#   scripts/services.sh status
+#
+# Never touches a system cluster: own data directories, own ports (all below 32768, see
+# ENVIRONMENT.md), own epmd. Ports are configurable: PG_PORT, RMQ_PORT, RMQ_MGMT_PORT,
+# RMQ_DIST_PORT, ERL_EPMD_PORT.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+RUN_DIR=${RUN_DIR:-$ROOT/.run}
+mkdir -p "$RUN_DIR"
+RUN_DIR=$(cd "$RUN_DIR" && pwd)
+
+PG_PORT=${PG_PORT:-25432}
+RMQ_PORT=${RMQ_PORT:-25672}
+RMQ_MGMT_PORT=${RMQ_MGMT_PORT:-25673}
+RMQ_DIST_PORT=${RMQ_DIST_PORT:-25674}
+ERL_EPMD_PORT=${ERL_EPMD_PORT:-25675}
+PG_DB=${POSTGRES_DB:-pacer-dashboard}
+PG_USER=${POSTGRES_USER:-pacer-dashboard}
+PG_PASSWORD=${POSTGRES_PASSWORD:-pacer-local}
+RMQ_USER=${RMQ_USERNAME:-pacer-dashboard}
+# Deliberately contains / @ : % so every local run proves the URL quoting works.
+RMQ_PASS=${RMQ_PASSWORD:-pa/ss@w:rd%local}
+
+PG_DIR=$RUN_DIR/postgres
+PG_DATA=$PG_DIR/data
+PG_SOCK=$PG_DIR/sock
+RMQ_DIR=$RUN_DIR/rabbitmq
+
+log() { printf '[services] %s\n' "$*" >&2; }
+die() { printf '[services] error: %s\n' "$*" >&2; exit 1; }
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    die "need root or sudo to run: $*"; fi
+}
+
+apt_install() {
+  log "installing Debian packages: $*"
+  if [ ! -f "$RUN_DIR/.apt-updated" ]; then
+    as_root apt-get update -qq && touch "$RUN_DIR/.apt-updated"
+  fi
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+pg_bin() {
+  local d
+  d=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+  [ -n "$d" ] && echo "$d"
+}
+
+ensure_packages() {
+  local want=()
+  [ -n "$(pg_bin)" ] || want+=(postgresql postgresql-contrib)
+  [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || want+=(rabbitmq-server)
+  if [ ${#want[@]} -gt 0 ]; then apt_install "${want[@]}"; fi
+  # A Debian box with systemd auto-starts the packaged servers on the default ports; we never
+  # use them and never stop them (they are not ours).
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_port() {
+  local port=$1 what=$2 i
+  for i in $(seq 1 600); do
+    port_open "$port" && return 0
+    sleep 0.1
+  done
+  die "$what did not open port $port in 60 s (see $RUN_DIR/*.log)"
+}
+
+pid_alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
+
+# Run a command as the owner of the data directory: initdb refuses root.
+as_pg() {
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+start_postgres() {
+  local bin
+  bin=$(pg_bin)
+  if [ -f "$PG_DATA/postmaster.pid" ] && pid_alive "$(head -1 "$PG_DATA/postmaster.pid")"; then
+    log "PostgreSQL already running on port $PG_PORT"
+    return
+  fi
+  mkdir -p "$PG_DIR" "$PG_SOCK"
+  if [ "$(id -u)" = 0 ]; then
+    id postgres >/dev/null 2>&1 || useradd --system --home-dir "$PG_DIR" postgres
+    chown -R postgres "$PG_DIR"
+  fi
+  if [ ! -f "$PG_DATA/PG_VERSION" ]; then
+    as_pg "$bin/initdb" -D "$PG_DATA" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 \
+      --no-sync >"$PG_DIR/initdb.log" 2>&1 || { cat "$PG_DIR/initdb.log" >&2; die "initdb failed"; }
+  fi
+  local extra=()
+  if [ "${PG_FAST:-0}" = 1 ]; then
+    # Throwaway clusters only (tests): never for benchmarks that are quoted.
+    extra=(-c fsync=off -c synchronous_commit=off -c full_page_writes=off)
+  fi
+  as_pg "$bin/pg_ctl" -D "$PG_DATA" -l "$PG_DIR/postgres.log" -w -t 60 \
+    -o "-k $PG_SOCK -p $PG_PORT -c listen_addresses=127.0.0.1 -c max_connections=200 ${extra[*]}" \
+    start >/dev/null || { tail -20 "$PG_DIR/postgres.log" >&2; die "PostgreSQL did not start"; }
+  local psql=(psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -v ON_ERROR_STOP=1 -qtA)
+  if [ -z "$("${psql[@]}" -d postgres -c "select 1 from pg_roles where rolname='$PG_USER'")" ]; then
+    "${psql[@]}" -d postgres -c "create role \"$PG_USER\" login superuser password '$PG_PASSWORD'"
+  fi
+  if [ -z "$("${psql[@]}" -d postgres -c "select 1 from pg_database where datname='$PG_DB'")" ]; then
+    "${psql[@]}" -d postgres -c "create database \"$PG_DB\" owner \"$PG_USER\""
+  fi
+  log "PostgreSQL ready on 127.0.0.1:$PG_PORT (data in $PG_DATA)"
+}
+
+stop_postgres() {
+  local bin
+  bin=$(pg_bin) || true
+  if [ -f "$PG_DATA/postmaster.pid" ] && pid_alive "$(head -1 "$PG_DATA/postmaster.pid")"; then
+    as_pg "$bin/pg_ctl" -D "$PG_DATA" -m fast -w stop >/dev/null && log "PostgreSQL stopped"
+  fi
+}
+
+start_rabbitmq() {
+  local pidfile=$RMQ_DIR/rabbitmq.pid
+  if [ -f "$pidfile" ] && pid_alive "$(cat "$pidfile")" && port_open "$RMQ_PORT"; then
+    log "RabbitMQ already running on port $RMQ_PORT"
+    return
+  fi
+  mkdir -p "$RMQ_DIR/home" "$RMQ_DIR/mnesia" "$RMQ_DIR/log"
+  cat >"$RMQ_DIR/rabbitmq.conf" <<EOF
+listeners.tcp.default = $RMQ_PORT
+management.tcp.port = $RMQ_MGMT_PORT
+management.tcp.ip = 127.0.0.1
+loopback_users = none
+default_user = $RMQ_USER
+default_pass = $RMQ_PASS
+default_user_tags.administrator = true
+EOF
+  echo "[rabbitmq_management]." >"$RMQ_DIR/enabled_plugins"
+  : >"$RMQ_DIR/rabbitmq-env.conf"
+  local env=(
+    HOME="$RMQ_DIR/home"
+    RABBITMQ_NODENAME="pacer-dashboard-$RMQ_PORT@localhost"
+    RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
+    RABBITMQ_NODE_PORT="$RMQ_PORT"
+    RABBITMQ_DIST_PORT="$RMQ_DIST_PORT"
+    ERL_EPMD_PORT="$ERL_EPMD_PORT"
+    ERL_EPMD_ADDRESS=127.0.0.1
+    RABBITMQ_MNESIA_BASE="$RMQ_DIR/mnesia"
+    RABBITMQ_LOG_BASE="$RMQ_DIR/log"
+    RABBITMQ_PID_FILE="$pidfile"
+    RABBITMQ_CONFIG_FILE="$RMQ_DIR/rabbitmq.conf"
+    RABBITMQ_ENABLED_PLUGINS_FILE="$RMQ_DIR/enabled_plugins"
+    RABBITMQ_CONF_ENV_FILE="$RMQ_DIR/rabbitmq-env.conf"
+  )
+  # Our own epmd, in the foreground of a background job so we hold its PID (a daemonized epmd
+  # outlives the node and could not be told apart from someone else's).
+  local epmd
+  epmd=$(command -v epmd || ls /usr/lib/erlang/erts-*/bin/epmd 2>/dev/null | head -1)
+  if ! port_open "$ERL_EPMD_PORT"; then
+    env ERL_EPMD_ADDRESS=127.0.0.1 setsid "$epmd" -port "$ERL_EPMD_PORT" \
+      >"$RMQ_DIR/epmd.log" 2>&1 </dev/null &
+    echo $! >"$RMQ_DIR/epmd.pid"
+    wait_port "$ERL_EPMD_PORT" epmd
+  fi
+  env "${env[@]}" setsid /usr/lib/rabbitmq/bin/rabbitmq-server >"$RMQ_DIR/server.log" 2>&1 \
+    </dev/null &
+  echo $! >"$RMQ_DIR/launcher.pid"
+  wait_port "$RMQ_PORT" RabbitMQ
+  log "RabbitMQ ready on 127.0.0.1:$RMQ_PORT (management on $RMQ_MGMT_PORT)"
+}
+
+stop_rabbitmq() {
+  local f pid
+  for f in rabbitmq.pid launcher.pid; do
+    pid=$(cat "$RMQ_DIR/$f" 2>/dev/null || true)
+    if pid_alive "$pid"; then kill "$pid" 2>/dev/null || true; fi
+  done
+  for _ in $(seq 1 100); do
+    pid_alive "$(cat "$RMQ_DIR/rabbitmq.pid" 2>/dev/null || true)" || break
+    sleep 0.1
+  done
+  pid=$(cat "$RMQ_DIR/rabbitmq.pid" 2>/dev/null || true)
+  if pid_alive "$pid"; then kill -9 "$pid" 2>/dev/null || true; fi
+  pid=$(cat "$RMQ_DIR/epmd.pid" 2>/dev/null || true)
+  if pid_alive "$pid"; then kill "$pid" 2>/dev/null || true; fi
+  rm -f "$RMQ_DIR/rabbitmq.pid" "$RMQ_DIR/launcher.pid" "$RMQ_DIR/epmd.pid"
+  log "RabbitMQ stopped"
+}
+
+write_env() {
+  cat >"$RUN_DIR/env" <<EOF
+# Written by scripts/services.sh: the private services of this checkout.
+# Use in a shell with:  set -a; . $RUN_DIR/env; set +a
+POSTGRES_HOST=127.0.0.1
+POSTGRES_PORT=$PG_PORT
+POSTGRES_DB=$PG_DB
+POSTGRES_USER=$PG_USER
+POSTGRES_PASSWORD=$PG_PASSWORD
+RMQ_PROTOCOL=amqp
+RMQ_HOST=127.0.0.1
+RMQ_PORT=$RMQ_PORT
+RMQ_MANAGEMENT_PORT=$RMQ_MGMT_PORT
+RMQ_USERNAME=$RMQ_USER
+RMQ_PASSWORD='$RMQ_PASS'
+RMQ_VHOST=/
+EOF
+}
+
+case "${1:-start}" in
+  start)
+    ensure_packages
+    start_postgres
+    start_rabbitmq
+    write_env
+    log "environment written to $RUN_DIR/env"
+    ;;
+  stop)
+    stop_rabbitmq
+    stop_postgres
+    ;;
+  status)
+    rc=0
+    if port_open "$PG_PORT"; then echo "postgres: up ($PG_PORT)"; else echo "postgres: down"; rc=1; fi
+    if port_open "$RMQ_PORT"; then echo "rabbitmq: up ($RMQ_PORT)"; else echo "rabbitmq: down"; rc=1; fi
+    exit "$rc"
+    ;;
+  *) die "usage: $0 start|stop|status" ;;
+esac

@@ -1,0 +1,406 @@
+"""Shared fixtures: a fresh database on the real PostgreSQL started by scripts/test.sh, the app,
+a client, a real Celery worker process, a live gunicorn server and a headless Chromium page.
+
+The services come from the environment (`scripts/test.sh` sources `$RUN_DIR/env`). Each test
+session uses its own database (`pd_test_<pid>`), created and migrated here, dropped at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg2
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+
+REQUIRED_ENV = ("POSTGRES_HOST", "POSTGRES_PORT", "RMQ_HOST", "RMQ_PORT")
+
+
+def _require_services() -> None:
+    missing = [name for name in REQUIRED_ENV if not os.environ.get(name)]
+    if missing:
+        pytest.exit(
+            f"service variables {', '.join(missing)} are not set: run the tests with `make test` "
+            "(or `scripts/test.sh`), which starts PostgreSQL and RabbitMQ and exports them",
+            returncode=4,
+        )
+
+
+def admin_dsn(dbname: str = "postgres") -> str:
+    return (
+        f"host={os.environ['POSTGRES_HOST']} port={os.environ['POSTGRES_PORT']} "
+        f"user={os.environ.get('POSTGRES_USER', 'pacer-dashboard')} "
+        f"password={os.environ.get('POSTGRES_PASSWORD', '')} dbname={dbname}"
+    )
+
+
+@pytest.fixture(scope="session")
+def test_db_name() -> Iterator[str]:
+    """A fresh database for this session, migrated with `flask db upgrade` and partitioned."""
+    _require_services()
+    name = f"pd_test_{os.getpid()}"
+    conn = psycopg2.connect(admin_dsn())
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        cur.execute(f'CREATE DATABASE "{name}"')
+    yield name
+    with conn.cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    conn.close()
+
+
+def test_environ(db_name: str, **extra: str) -> dict[str, str]:
+    """Environment for processes (worker, gunicorn, flask CLI) that should use the test database."""
+    env = dict(os.environ)
+    env.update(
+        POSTGRES_DB=db_name,
+        ENVIRONMENT="testing",
+        DISABLED_AUTH=env.get("DISABLED_AUTH", "true"),
+        FLASK_APP="wsgi",
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(extra)
+    return env
+
+
+@pytest.fixture(scope="session")
+def app(test_db_name):
+    """The Flask app on the test database, migrated, with partitions."""
+    from flask_migrate import upgrade
+
+    from webapp import create_app
+    from webapp.config import Settings
+
+    settings = Settings.from_env(
+        environ={**os.environ, "POSTGRES_DB": test_db_name},
+        ENVIRONMENT="testing",
+        DISABLED_AUTH=True,
+    )
+    app = create_app(settings)
+    with app.app_context():
+        upgrade()
+        from webapp.extensions import db
+        from webapp.partitions.services import ensure_partitions
+
+        with db.engine.begin() as conn:
+            ensure_partitions(
+                conn,
+                months=settings.MESSAGE_PARTITION_MONTHS,
+                ahead=settings.MESSAGE_PARTITIONS_AHEAD,
+            )
+    return app
+
+
+#: Tables emptied between tests (partitions and the schema stay).
+DATA_TABLES = (
+    "messages",
+    "report_receipts",
+    "quarantined_reports",
+    "message_stats",
+    "error_groups",
+    "heartbeats",
+    "audit_log",
+    "user_groups",
+    "users",
+    "groups",
+    "investigation_checks",
+)
+
+
+@pytest.fixture
+def db(app):
+    """The SQLAlchemy handle inside an app context; every data table is emptied after the test."""
+    from webapp.extensions import db as _db
+
+    with app.app_context():
+        yield _db
+        _db.session.rollback()
+        _db.session.remove()
+        truncate(app)
+
+
+def truncate(app) -> None:
+    from sqlalchemy import text
+
+    from webapp.extensions import db as _db
+
+    with app.app_context(), _db.engine.begin() as conn:
+        existing = {
+            r[0]
+            for r in conn.execute(text("SELECT tablename FROM pg_tables WHERE schemaname='public'"))
+        }
+        tables = [t for t in DATA_TABLES if t in existing or t == "messages"]
+        conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture
+def client(app, db):
+    return app.test_client()
+
+
+@pytest.fixture
+def pg(app, db) -> Iterator[psycopg2.extensions.connection]:
+    """A raw psycopg2 connection to the test database."""
+    conn = psycopg2.connect(admin_dsn(app.extensions["settings"].POSTGRES_DB))
+    yield conn
+    conn.close()
+
+
+@pytest.fixture
+def settings(app):
+    return app.extensions["settings"]
+
+
+# Broker helpers ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def unique_names() -> dict[str, str]:
+    """Exchange/queue/routing key unique to one test so tests never read each other's reports."""
+    suffix = uuid.uuid4().hex[:8]
+    return {
+        "DASHBOARD_EXCHANGE": f"test-dashboard-{suffix}",
+        "DASHBOARD_QUEUE": f"test-dashboard-logging-{suffix}",
+        "DASHBOARD_ROUTING_KEY": "message.logging",
+        "CELERY_QUEUE": f"test-tasks-{suffix}",
+    }
+
+
+@pytest.fixture
+def broker_url(settings) -> str:
+    return settings.broker_url
+
+
+# Processes --------------------------------------------------------------------------------------
+
+
+class Process:
+    """A child process with its log file; stopped by PID (its own process group)."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log: Path):
+        self.args, self.env, self.log_path = args, env, log
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> Process:
+        self.log_file = open(self.log_path, "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(  # noqa: S603
+            self.args,
+            env=self.env,
+            cwd=ROOT,
+            stdout=self.log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        return self
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def signal(self, sig: int) -> None:
+        if self.alive:
+            os.killpg(self.proc.pid, sig)
+
+    def stop(self, timeout: float = 15) -> None:
+        if self.proc is None:
+            return
+        if self.alive:
+            self.signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.signal(signal.SIGKILL)
+                self.proc.wait(5)
+        self.log_file.close()
+
+    def kill(self) -> None:
+        self.signal(signal.SIGKILL)
+        if self.proc is not None:
+            self.proc.wait(10)
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@pytest.fixture
+def start_worker(test_db_name, tmp_path):
+    """Factory: start a real `celery -A wsgi.celery_app worker` on the test database."""
+    started: list[Process] = []
+
+    def start(name: str = "worker", wait: bool = True, **env_extra: str) -> Process:
+        env = test_environ(test_db_name, **env_extra)
+        node = f"{name}-{uuid.uuid4().hex[:6]}@%h"
+        proc = Process(
+            [
+                str(VENV_BIN / "celery"),
+                "-A",
+                "wsgi.celery_app",
+                "worker",
+                "-P",
+                "solo",
+                "-n",
+                node,
+                "--without-gossip",
+                "--without-mingle",
+                "--loglevel",
+                "INFO",
+            ],
+            env,
+            tmp_path / f"{name}.log",
+        ).start()
+        started.append(proc)
+        if wait:
+            wait_for(
+                lambda: "consuming reports" in proc.output() or not proc.alive,
+                60,
+                f"worker {name} to start",
+            )
+            assert proc.alive, proc.output()[-3000:]
+        return proc
+
+    yield start
+    for proc in started:
+        proc.stop()
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def live_server(test_db_name, tmp_path, db):
+    """Factory: a real gunicorn (gthread) serving the app on the test database; returns its URL."""
+    started: list[Process] = []
+
+    def start(workers: int = 1, **env_extra: str) -> str:
+        port = free_port()
+        env = test_environ(test_db_name, SECRET_KEY="test-secret-" + uuid.uuid4().hex, **env_extra)
+        proc = Process(
+            [
+                str(VENV_BIN / "gunicorn"),
+                "-k",
+                "gthread",
+                "--threads",
+                "8",
+                "-w",
+                str(workers),
+                "-b",
+                f"127.0.0.1:{port}",
+                "--graceful-timeout",
+                "2",
+                "wsgi:app",
+            ],
+            env,
+            tmp_path / f"gunicorn-{port}.log",
+        ).start()
+        started.append(proc)
+
+        def up() -> bool:
+            if not proc.alive:
+                raise AssertionError(proc.output()[-3000:])
+            with socket.socket() as s:
+                return s.connect_ex(("127.0.0.1", port)) == 0
+
+        wait_for(up, 30, "gunicorn")
+        return f"http://127.0.0.1:{port}"
+
+    yield start
+    for proc in started:
+        proc.stop()
+
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="session")
+def browser(tmp_path_factory):
+    """Headless system Chromium driven by Playwright."""
+    from playwright.sync_api import sync_playwright
+
+    chromium = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+    if not Path(chromium).exists():
+        pytest.fail(f"Chromium not found at {chromium}: `make test` installs it (apt chromium)")
+    home = tmp_path_factory.mktemp("browser-home")
+    os.environ.setdefault("XDG_CONFIG_HOME", str(home))
+    os.environ.setdefault("XDG_CACHE_HOME", str(home))
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    """A fresh browser context/page; console errors are collected on `page.console_errors`."""
+    context = browser.new_context()
+    pg_ = context.new_page()
+    errors: list[str] = []
+    pg_.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    pg_.on("pageerror", lambda e: errors.append(str(e)))
+    pg_.console_errors = errors
+    yield pg_
+    context.close()
+
+
+def report_body(**kwargs) -> bytes:
+    """A minimal valid report (wire format), overridable kwargs."""
+    base = {
+        "object_identifiers": {
+            "instrument": "BL13",
+            "investigation": "2022097034",
+            "dataset": "mx_01",
+        },
+        "error_message": {},
+        "processing_start": "2026-03-31T10:15:02.123456",
+        "processing_end": "2026-03-31T10:15:02.987654",
+        "hash": "9a1b2c3d4e5f6071",
+        "message_type": "dataset-ingestion",
+        "payload_format": "",
+        "payload": '{"investigation": "2022097034"}',
+        "errored": False,
+        "exchange_name": "dataset-ingest-exchange",
+        "routing_key": "dataset.ingest",
+    }
+    report_id = kwargs.pop("id", None) or str(uuid.uuid4())
+    base.update(kwargs)
+    return json.dumps(
+        {
+            "id": report_id,
+            "task": "dashboard.tasks.log_pacer_message",
+            "args": [],
+            "retries": 10,
+            "kwargs": base,
+        }
+    ).encode()

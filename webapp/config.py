@@ -1,0 +1,266 @@
+"""The one place environment variables are read.
+
+`Settings.from_env()` reads every variable once, converts it to its type and validates it; a bad
+value raises `ConfigError` whose message names the variable. `wsgi.py` turns that into a one-line
+exit message, so gunicorn, Celery and the Flask CLI all stop with the same clear line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import zoneinfo
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+
+class ConfigError(ValueError):
+    """A configuration variable is missing or has a bad value."""
+
+
+TRUE_WORDS = {"true", "1", "yes", "on"}
+FALSE_WORDS = {"false", "0", "no", "off"}
+ALLOWED_PARTITION_MONTHS = (1, 2, 3, 4, 6, 12)
+
+
+def parse_bool(name: str, raw: str) -> bool:
+    """Strict boolean: true/false/1/0/yes/no/on/off, case-insensitive; anything else is an error."""
+    word = raw.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise ConfigError(f"{name}: expected a boolean (true/false/1/0/yes/no/on/off), got {raw!r}")
+
+
+def _int(name: str, raw: str, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name}: expected an integer, got {raw!r}") from None
+    if minimum is not None and value < minimum:
+        raise ConfigError(f"{name}: must be at least {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{name}: must be at most {maximum}, got {value}")
+    return value
+
+
+def _cron(name: str, raw: str) -> str:
+    fields = raw.split()
+    if len(fields) != 5:
+        raise ConfigError(
+            f"{name}: expected a 5-field cron expression (minute hour day month weekday), "
+            f"got {raw!r}"
+        )
+    from celery.schedules import crontab
+
+    try:
+        crontab(*fields)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{name}: invalid cron expression {raw!r}: {exc}") from None
+    return raw
+
+
+def _url(name: str, raw: str) -> str:
+    value = raw.strip().rstrip("/")
+    if not value.startswith(("http://", "https://")):
+        raise ConfigError(f"{name}: expected an http(s) URL, got {raw!r}")
+    return value
+
+
+def _csv(raw: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Typed settings of one process. Field names are the environment variable names."""
+
+    # PostgreSQL
+    POSTGRES_DB: str = "pacer-dashboard"
+    POSTGRES_USER: str = "pacer-dashboard"
+    POSTGRES_PASSWORD: str = ""
+    POSTGRES_HOST: str = "localhost"
+    POSTGRES_PORT: int = 5432
+    # Web / auth
+    ENVIRONMENT: str = "production"
+    SECRET_KEY: str = ""
+    DISABLED_AUTH: bool = False
+    SSO_SERVER_URL: str = ""
+    SSO_CLIENT_ID: str = ""
+    SSO_CLIENT_SECRET: str = ""
+    SSO_GROUPS_CLAIM: str = ""
+    SSO_SCOPES: str = "openid email profile"
+    ADMIN_GROUP: str = "Administrator"
+    SESSION_COOKIE_SECURE: bool = False
+    # RabbitMQ
+    RMQ_PROTOCOL: str = "amqp"
+    RMQ_HOST: str = ""
+    RMQ_PORT: int = 5672
+    RMQ_USERNAME: str = "pacer-dashboard"
+    RMQ_PASSWORD: str = ""
+    RMQ_VHOST: str = "/"
+    RMQ_MANAGEMENT_PORT: int = 15672
+    # Report ingestion
+    DASHBOARD_EXCHANGE: str = "dashboard-logging-exchange"
+    DASHBOARD_QUEUE: str = "dashboard-logging"
+    DASHBOARD_ROUTING_KEY: str = "message.logging"
+    REPORT_TASK_NAME: str = "dashboard.tasks.log_pacer_message"
+    PACER_TIMEZONE: str = "UTC"
+    INGEST_BATCH_SIZE: int = 500
+    INGEST_FLUSH_MS: int = 200
+    INGEST_PREFETCH: int = 0  # 0 = 2 x INGEST_BATCH_SIZE
+    REPORT_MAX_BYTES: int = 8 * 1024 * 1024
+    DEDUPE_WINDOW_DAYS: int = 14
+    CELERY_QUEUE: str = "pacer-dashboard-tasks"
+    # Partitions
+    MESSAGE_PARTITION_MONTHS: int = 6
+    MESSAGE_PARTITIONS_AHEAD: int = 2
+    MESSAGE_RETENTION_MONTHS: int | None = None
+    PARTITIONS_CRON: str = "17 3 * * *"
+    # Investigation checks
+    ICAT_SERVER_URL: str = ""
+    ICAT_USERNAME: str = ""
+    ICAT_PASSWORD: str = ""
+    ICAT_AUTH_PLUGIN: str = "db"
+    PANOSC_API_URL: str = ""
+    PANOSC_API_USERNAME: str = ""
+    PANOSC_API_PASSWORD: str = ""
+    PANOSC_API_TIMEOUT: int = 10
+    INVESTIGATION_CHECKS_CRON: str = "30 4 * * *"
+    INVESTIGATION_CHECK_WINDOW_DAYS: int = 30
+    INDUSTRIAL_INVESTIGATION_TYPES: tuple[str, ...] = ("INDUSTRIAL",)
+    INVESTIGATION_OPS_EXCHANGE: str = "investigation-ops-exchange"
+    INVESTIGATION_OPS_ROUTING_KEY: str = "investigation.ops"
+    # Actions
+    REINGEST_RATE_PER_SECOND: int = 20
+    PUBLISH_CONFIRM_TIMEOUT: int = 10
+    # Extra SQLAlchemy / Flask overrides that tests pass to create_app; never read from env.
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+
+    # ---- derived values -------------------------------------------------------------------
+    @property
+    def is_development(self) -> bool:
+        return self.ENVIRONMENT in ("development", "testing")
+
+    @property
+    def database_url(self) -> str:
+        user = quote(self.POSTGRES_USER, safe="")
+        password = quote(self.POSTGRES_PASSWORD, safe="")
+        auth = f"{user}:{password}" if self.POSTGRES_PASSWORD else user
+        return (
+            f"postgresql+psycopg2://{auth}@{self.POSTGRES_HOST}:{self.POSTGRES_PORT}/"
+            f"{quote(self.POSTGRES_DB, safe='')}"
+        )
+
+    @property
+    def broker_url(self) -> str:
+        """AMQP URL with every part fully quoted (a `/`, `@`, `:` or `%` in a password works)."""
+        user = quote(self.RMQ_USERNAME, safe="")
+        password = quote(self.RMQ_PASSWORD, safe="")
+        vhost = quote(self.RMQ_VHOST, safe="")
+        # kombu: "pyamqp" = py-amqp transport, "amqps" = the same over TLS.
+        protocol = "amqps" if self.RMQ_PROTOCOL == "amqps" else "pyamqp"
+        return f"{protocol}://{user}:{password}@{self.RMQ_HOST}:{self.RMQ_PORT}/{vhost}"
+
+    @property
+    def broker_use_ssl(self) -> bool:
+        return self.RMQ_PROTOCOL == "amqps"
+
+    @property
+    def ingest_prefetch(self) -> int:
+        return self.INGEST_PREFETCH or 2 * self.INGEST_BATCH_SIZE
+
+    @property
+    def timezone(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.PACER_TIMEZONE)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read and validate the environment. Raises ConfigError naming the first bad variable."""
+        env = dict(os.environ if environ is None else environ)
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            if f.name == "overrides" or f.name not in env:
+                continue
+            raw = env[f.name]
+            values[f.name] = _convert(f.name, f.type, raw)
+        values.update(overrides)
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        """Cross-field checks that a single variable cannot express."""
+        if self.ENVIRONMENT not in ("production", "development", "testing"):
+            raise ConfigError(
+                f"ENVIRONMENT: expected production, development or testing, got {self.ENVIRONMENT!r}"
+            )
+        if not self.SECRET_KEY and not self.is_development:
+            raise ConfigError(
+                "SECRET_KEY: required outside development/testing "
+                '(generate one with: python -c "import secrets; print(secrets.token_hex(32))")'
+            )
+        if not self.RMQ_HOST:
+            raise ConfigError("RMQ_HOST: required (the RabbitMQ host PACER publishes reports to)")
+        if self.RMQ_PROTOCOL not in ("amqp", "amqps"):
+            raise ConfigError(f"RMQ_PROTOCOL: expected amqp or amqps, got {self.RMQ_PROTOCOL!r}")
+        for name in ("POSTGRES_PORT", "RMQ_PORT", "RMQ_MANAGEMENT_PORT"):
+            port = getattr(self, name)
+            if not 0 < port < 65536:
+                raise ConfigError(f"{name}: expected a TCP port (1-65535), got {port}")
+        if not self.DISABLED_AUTH:
+            for name in ("SSO_SERVER_URL", "SSO_CLIENT_ID", "SSO_CLIENT_SECRET"):
+                if not getattr(self, name):
+                    raise ConfigError(f"{name}: required unless DISABLED_AUTH is true")
+        if self.MESSAGE_PARTITION_MONTHS not in ALLOWED_PARTITION_MONTHS:
+            raise ConfigError(
+                f"MESSAGE_PARTITION_MONTHS: must be one of {ALLOWED_PARTITION_MONTHS}, "
+                f"got {self.MESSAGE_PARTITION_MONTHS}"
+            )
+        try:
+            zoneinfo.ZoneInfo(self.PACER_TIMEZONE)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(
+                f"PACER_TIMEZONE: unknown IANA time zone {self.PACER_TIMEZONE!r}"
+            ) from None
+
+
+_LIMITS: dict[str, tuple[int | None, int | None]] = {
+    "POSTGRES_PORT": (1, 65535),
+    "RMQ_PORT": (1, 65535),
+    "RMQ_MANAGEMENT_PORT": (1, 65535),
+    "INGEST_BATCH_SIZE": (1, 100_000),
+    "INGEST_FLUSH_MS": (1, 60_000),
+    "INGEST_PREFETCH": (0, 1_000_000),
+    "REPORT_MAX_BYTES": (1024, None),
+    "DEDUPE_WINDOW_DAYS": (1, None),
+    "MESSAGE_PARTITIONS_AHEAD": (0, 120),
+    "MESSAGE_RETENTION_MONTHS": (1, None),
+    "PANOSC_API_TIMEOUT": (1, 600),
+    "INVESTIGATION_CHECK_WINDOW_DAYS": (1, 3650),
+    "REINGEST_RATE_PER_SECOND": (1, 10_000),
+    "PUBLISH_CONFIRM_TIMEOUT": (1, 600),
+}
+_URLS = {"SSO_SERVER_URL", "ICAT_SERVER_URL", "PANOSC_API_URL"}
+_CRONS = {"PARTITIONS_CRON", "INVESTIGATION_CHECKS_CRON"}
+
+
+def _convert(name: str, type_: Any, raw: str) -> Any:
+    type_name = type_ if isinstance(type_, str) else getattr(type_, "__name__", str(type_))
+    if type_name == "bool":
+        return parse_bool(name, raw)
+    if type_name in ("int", "int | None"):
+        if type_name == "int | None" and raw.strip() == "":
+            return None
+        low, high = _LIMITS.get(name, (None, None))
+        return _int(name, raw, minimum=low, maximum=high)
+    if type_name.startswith("tuple"):
+        return _csv(raw)
+    if name in _URLS and raw.strip():
+        return _url(name, raw)
+    if name in _CRONS:
+        return _cron(name, raw)
+    return raw

@@ -1,0 +1,86 @@
+"""Error responses: HTML for browsers, JSON for the API; a bad input is a 4xx with a reason.
+
+Views raise `BadRequest`-style `DomainError`s (or werkzeug HTTPExceptions); nothing a user types may
+end in a 500. Report data inside error messages is escaped by the template like everywhere else.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException
+
+logger = logging.getLogger(__name__)
+
+
+class DomainError(Exception):
+    """An error with a user-facing message and an HTTP status (default 400)."""
+
+    status = 400
+
+    def __init__(self, message: str, status: int | None = None, field: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        if status is not None:
+            self.status = status
+
+
+class InvalidFilter(DomainError):
+    """A filter value that cannot be used (bad date, unknown status, ...)."""
+
+
+def wants_json() -> bool:
+    """True for API paths and clients that prefer JSON."""
+    if request.path.startswith("/api/") or request.path in {"/healthz"}:
+        return True
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return (
+        best == "application/json"
+        and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
+    )
+
+
+def error_response(status: int, title: str, message: str, field: str | None = None):
+    if wants_json():
+        body = {"error": title, "message": message, "status": status}
+        if field:
+            body["field"] = field
+        return jsonify(body), status
+    return (
+        render_template("error.html", status=status, title=title, message=message),
+        status,
+    )
+
+
+def init_app(app: Flask) -> None:
+    @app.errorhandler(DomainError)
+    def _domain_error(exc: DomainError):
+        return error_response(exc.status, _title(exc.status), exc.message, exc.field)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):
+        response = error_response(exc.code or 500, exc.name, exc.description or exc.name)
+        if exc.code == 405 and exc.valid_methods:
+            resp, status = response
+            resp = app.make_response((resp, status))
+            resp.headers["Allow"] = ", ".join(exc.valid_methods)
+            return resp
+        return response
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        logger.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(
+            500, "Internal Server Error", "Something went wrong on our side; it has been logged."
+        )
+
+
+def _title(status: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"

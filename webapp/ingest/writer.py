@@ -1,0 +1,367 @@
+"""Write a batch of report bodies in one transaction (DESIGN §4.2, §5).
+
+`write_batch` is the only way reports reach the database, for the worker and for quarantine replay:
+receipts (dedupe) → messages → quarantine → hourly rollups → error groups → heartbeat → NOTIFY, one
+commit. If PostgreSQL rejects the batch for a data reason, each report is retried alone and the
+ones it still rejects are quarantined with the database's reason: one bad report never blocks the
+queue. Connection failures propagate so the caller stops acking and backs off.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, tzinfo
+from typing import Any
+
+import psycopg2
+import psycopg2.extras
+from psycopg2.extensions import connection as PgConnection
+
+from .report import NotAReport, ParsedReport, parse_report
+
+logger = logging.getLogger(__name__)
+
+NOTIFY_CHANNEL = "pacer_messages"
+WORKER_NAME = f"ingest:{socket.gethostname()}:{os.getpid()}"
+
+MESSAGE_COLUMNS = (
+    "received_at",
+    "report_id",
+    "message_type",
+    "processing_start",
+    "processing_end",
+    "processing_ms",
+    "hash",
+    "payload_format",
+    "payload",
+    "errored",
+    "error_message",
+    "traceback",
+    "exchange_name",
+    "routing_key",
+    "object_identifiers",
+    "instrument",
+    "investigation",
+    "dataset",
+    "dataset_id",
+    "visit_id",
+    "error_fingerprint",
+    "search_text",
+    "extra",
+)
+
+
+@dataclass
+class RawReport:
+    """One delivery as received: the body and what the broker told us about it."""
+
+    body: bytes
+    content_type: str | None = None
+    headers: dict[str, Any] = field(default_factory=dict)
+    routing_key: str | None = None
+
+
+@dataclass
+class BatchResult:
+    stored: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    message_ids: list[int] = field(default_factory=list)
+    #: report_id -> message id, for the reports stored by this batch.
+    ids_by_report: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class ParseOptions:
+    task_name: str
+    timezone: tzinfo
+    max_bytes: int
+
+
+def classify(reports: Sequence[RawReport], options: ParseOptions):
+    """Split deliveries into parsed reports and (raw, reason) for quarantine."""
+    parsed: list[tuple[RawReport, ParsedReport]] = []
+    rejected: list[tuple[RawReport, str]] = []
+    for raw in reports:
+        try:
+            parsed.append(
+                (
+                    raw,
+                    parse_report(
+                        raw.body,
+                        task_name=options.task_name,
+                        timezone=options.timezone,
+                        max_bytes=options.max_bytes,
+                    ),
+                )
+            )
+        except NotAReport as exc:
+            rejected.append((raw, exc.reason))
+        except Exception as exc:  # noqa: BLE001 - a parser bug must quarantine, not crash the step
+            logger.exception("parser failed on a body; quarantined")
+            rejected.append((raw, f"parser error: {type(exc).__name__}: {exc}"[:500]))
+    return parsed, rejected
+
+
+def write_batch(
+    conn: PgConnection,
+    reports: Sequence[RawReport],
+    options: ParseOptions,
+    *,
+    now: datetime | None = None,
+) -> BatchResult:
+    """Parse and store `reports` in one transaction; commit. See the module docstring."""
+    started = time.perf_counter()
+    parsed, rejected = classify(reports, options)
+    received_at = now or datetime.now(UTC)
+    try:
+        result = _write(conn, parsed, rejected, received_at)
+        conn.commit()
+    except (psycopg2.DataError, psycopg2.IntegrityError, psycopg2.ProgrammingError) as exc:
+        conn.rollback()
+        if len(parsed) <= 1 and not rejected:
+            # A single report the database refuses: quarantine it with the reason.
+            reason = f"database rejected the report: {str(exc).splitlines()[0][:300]}"
+            result = _write(conn, [], [(p[0], reason) for p in parsed], received_at)
+            conn.commit()
+        else:
+            logger.warning("batch of %d rejected (%s); retrying one by one", len(reports), exc)
+            result = BatchResult()
+            for raw in reports:
+                one = write_batch(conn, [raw], options, now=received_at)
+                result.stored += one.stored
+                result.duplicates += one.duplicates
+                result.quarantined += one.quarantined
+                result.message_ids += one.message_ids
+                result.ids_by_report.update(one.ids_by_report)
+    except BaseException:
+        _safe_rollback(conn)
+        raise
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _safe_rollback(conn: PgConnection) -> None:
+    try:
+        conn.rollback()
+    except psycopg2.Error:
+        pass
+
+
+def _write(
+    conn: PgConnection,
+    parsed: list[tuple[RawReport, ParsedReport]],
+    rejected: list[tuple[RawReport, str]],
+    received_at: datetime,
+) -> BatchResult:
+    result = BatchResult()
+    with conn.cursor() as cur:
+        # Dedupe inside the batch, then against the receipts (redeliveries, replays).
+        unique: dict[str, ParsedReport] = {}
+        for _, report in parsed:
+            if report.report_id in unique:
+                result.duplicates += 1
+            unique.setdefault(report.report_id, report)
+        new_ids: set[str] = set()
+        if unique:
+            rows = psycopg2.extras.execute_values(
+                cur,
+                "INSERT INTO report_receipts (report_id, received_at) VALUES %s "
+                "ON CONFLICT DO NOTHING RETURNING report_id",
+                [(rid, received_at) for rid in unique],
+                page_size=len(unique),
+                fetch=True,
+            )
+            new_ids = {r[0] for r in rows}
+        result.duplicates += len(unique) - len(new_ids)
+        fresh = [r for rid, r in unique.items() if rid in new_ids]
+
+        if fresh:
+            rows = psycopg2.extras.execute_values(
+                cur,
+                f"INSERT INTO messages ({', '.join(MESSAGE_COLUMNS)}) VALUES %s "
+                "RETURNING id, report_id",
+                [_message_row(r, received_at) for r in fresh],
+                template=_MESSAGE_TEMPLATE,
+                page_size=len(fresh),
+                fetch=True,
+            )
+            result.ids_by_report = {report_id: mid for mid, report_id in rows}
+            result.message_ids = sorted(result.ids_by_report.values())
+            result.stored = len(rows)
+            _upsert_stats(cur, fresh, received_at)
+            _upsert_error_groups(cur, fresh, result.ids_by_report, received_at)
+
+        if rejected:
+            psycopg2.extras.execute_values(
+                cur,
+                "INSERT INTO quarantined_reports "
+                "(received_at, body, reason, content_type, headers, routing_key) VALUES %s",
+                [
+                    (
+                        received_at,
+                        psycopg2.Binary(raw.body),
+                        reason,
+                        raw.content_type,
+                        _json(_plain_headers(raw.headers)),
+                        raw.routing_key,
+                    )
+                    for raw, reason in rejected
+                ],
+                page_size=len(rejected),
+            )
+            result.quarantined = len(rejected)
+            for raw, reason in rejected:
+                logger.warning("quarantined a %d-byte body: %s", len(raw.body), reason)
+
+        _heartbeat(cur, result, received_at)
+        if result.message_ids:
+            cur.execute(
+                "SELECT pg_notify(%s, %s)",
+                (
+                    NOTIFY_CHANNEL,
+                    json.dumps(
+                        {
+                            "min_id": result.message_ids[0],
+                            "max_id": result.message_ids[-1],
+                            "count": result.stored,
+                            "received_at": received_at.isoformat(),
+                        }
+                    ),
+                ),
+            )
+    return result
+
+
+_MESSAGE_TEMPLATE = (
+    "("
+    + ", ".join(
+        "%s::jsonb" if c in {"error_message", "traceback", "object_identifiers", "extra"} else "%s"
+        for c in MESSAGE_COLUMNS
+    )
+    + ")"
+)
+
+
+def _message_row(r: ParsedReport, received_at: datetime) -> tuple:
+    return (
+        received_at,
+        r.report_id,
+        r.message_type,
+        r.processing_start,
+        r.processing_end,
+        r.processing_ms,
+        r.hash,
+        r.payload_format,
+        r.payload,
+        r.errored,
+        _json(r.error_message),
+        None if r.traceback is None else _json(r.traceback),
+        r.exchange_name,
+        r.routing_key,
+        _json(r.object_identifiers),
+        r.instrument,
+        r.investigation,
+        r.dataset,
+        r.dataset_id,
+        r.visit_id,
+        r.error_fingerprint,
+        r.search_text,
+        _json(r.extra),
+    )
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _plain_headers(headers: dict[str, Any] | None) -> dict[str, Any]:
+    return json.loads(json.dumps(headers or {}, default=str))
+
+
+def _upsert_stats(cur, reports: list[ParsedReport], received_at: datetime) -> None:
+    bucket = received_at.replace(minute=0, second=0, microsecond=0)
+    agg: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
+    for r in reports:
+        a = agg[(r.message_type, r.instrument or "")]
+        a[0] += 1
+        a[1] += int(r.errored)
+        if r.processing_ms is not None:
+            a[2] += r.processing_ms
+            a[3] = max(a[3], r.processing_ms)
+            a[4] += 1
+    psycopg2.extras.execute_values(
+        cur,
+        "INSERT INTO message_stats (bucket, message_type, instrument, total, errored, "
+        "sum_processing_ms, max_processing_ms, timed) VALUES %s "
+        "ON CONFLICT (bucket, message_type, instrument) DO UPDATE SET "
+        "total = message_stats.total + EXCLUDED.total, "
+        "errored = message_stats.errored + EXCLUDED.errored, "
+        "sum_processing_ms = message_stats.sum_processing_ms + EXCLUDED.sum_processing_ms, "
+        "max_processing_ms = GREATEST(message_stats.max_processing_ms, EXCLUDED.max_processing_ms), "
+        "timed = message_stats.timed + EXCLUDED.timed",
+        [(bucket, t, i, *v) for (t, i), v in sorted(agg.items())],
+    )
+
+
+def _upsert_error_groups(
+    cur, reports: list[ParsedReport], ids: dict[str, int], received_at: datetime
+) -> None:
+    groups: dict[str, list] = {}
+    for r in reports:
+        cause = r.error_cause
+        if cause is None:
+            continue
+        if cause.fingerprint in groups:
+            groups[cause.fingerprint][5] += 1
+            continue
+        groups[cause.fingerprint] = [
+            cause.fingerprint,
+            r.message_type,
+            cause.callback,
+            cause.exception_class,
+            cause.normalized_text,
+            1,
+            ids[r.report_id],
+            cause.text,
+        ]
+    if not groups:
+        return
+    psycopg2.extras.execute_values(
+        cur,
+        "INSERT INTO error_groups (fingerprint, message_type, callback, exception_class, "
+        "normalized_text, count, sample_message_id, sample_error, first_seen_at, last_seen_at) "
+        "VALUES %s ON CONFLICT (fingerprint) DO UPDATE SET "
+        "count = error_groups.count + EXCLUDED.count, "
+        "last_seen_at = GREATEST(error_groups.last_seen_at, EXCLUDED.last_seen_at)",
+        [(*g, received_at, received_at) for _, g in sorted(groups.items())],
+        template="(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+    )
+
+
+def _heartbeat(cur, result: BatchResult, at: datetime) -> None:
+    cur.execute(
+        "INSERT INTO heartbeats (name, at, detail) VALUES (%s, %s, %s::jsonb) "
+        "ON CONFLICT (name) DO UPDATE SET at = EXCLUDED.at, detail = EXCLUDED.detail",
+        (
+            WORKER_NAME,
+            at,
+            _json(
+                {
+                    "last_batch_at": at.isoformat(),
+                    "last_batch_size": result.stored + result.quarantined + result.duplicates,
+                    "last_batch_stored": result.stored,
+                    "last_batch_quarantined": result.quarantined,
+                    "last_batch_duplicates": result.duplicates,
+                }
+            ),
+        ),
+    )

@@ -1,0 +1,7 @@
+"""Message list, detail and trace pages."""
+
+from flask import Blueprint
+
+bp = Blueprint("messages", __name__)
+
+from . import views  # noqa: E402,F401

@@ -1,0 +1,1 @@
+"""Partition management of the `messages` table (see services.py)."""
