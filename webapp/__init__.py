@@ -87,11 +87,22 @@ def _migrations_dir() -> str:
 
 
 def _register_blueprints(app: Flask) -> None:
-    from .health import bp as health_bp
-    from .messages import bp as messages_bp
+    from importlib import import_module
 
-    app.register_blueprint(health_bp)
-    app.register_blueprint(messages_bp)
+    # One package per area, each exposing `bp`; the order only matters for URL precedence.
+    for area in (
+        "health",
+        "messages",
+        "api",
+        "live",
+        "auth",
+        "admin",
+        "errors_view",
+        "stats",
+        "investigations",
+        "actions",
+    ):
+        app.register_blueprint(import_module(f".{area}", __name__).bp)
 
 
 def _register_cli(app: Flask) -> None:

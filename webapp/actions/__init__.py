@@ -1,0 +1,5 @@
+"""actions area (blueprint)."""
+
+from flask import Blueprint
+
+bp = Blueprint("actions", __name__)

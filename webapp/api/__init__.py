@@ -1,0 +1,5 @@
+"""api area (blueprint)."""
+
+from flask import Blueprint
+
+bp = Blueprint("api", __name__)

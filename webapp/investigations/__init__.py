@@ -1,0 +1,5 @@
+"""investigations area (blueprint)."""
+
+from flask import Blueprint
+
+bp = Blueprint("investigations", __name__)

@@ -1,0 +1,5 @@
+"""live area (blueprint)."""
+
+from flask import Blueprint
+
+bp = Blueprint("live", __name__)
