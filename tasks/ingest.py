@@ -153,13 +153,13 @@ class ReportConsumerStep(bootsteps.ConsumerStep):
 
     def __init__(self, parent, without_reports: bool = False, **kwargs):
         self.enabled = not without_reports
+        self.flask_app = parent.app.flask_app
         self.ingestor: ReportIngestor | None = None
         self.timer_entry = None
         super().__init__(parent, **kwargs)
 
     def get_consumers(self, channel):
-        app = self.app.flask_app if hasattr(self.app, "flask_app") else None
-        settings = app.extensions["settings"]
+        settings = self.flask_app.extensions["settings"]
         if self.ingestor is None:
             self.ingestor = ReportIngestor(settings, lambda: _connect(settings))
         prefetch = settings.ingest_prefetch
