@@ -4,6 +4,7 @@
 #   scripts/services.sh start   install missing Debian packages, start both, write $RUN_DIR/env
 #   scripts/services.sh stop    stop what `start` started, by PID
 #   scripts/services.sh status
+#   scripts/services.sh pg-start|pg-stop|rmq-start|rmq-stop   one service only (fault-injection tests)
 #
 # Never touches a system cluster: own data directories, own ports (all below 32768, see
 # ENVIRONMENT.md), own epmd. Ports are configurable: PG_PORT, RMQ_PORT, RMQ_MGMT_PORT,
@@ -222,11 +223,25 @@ case "${1:-start}" in
     stop_rabbitmq
     stop_postgres
     ;;
+  pg-start)  # only PostgreSQL (tests that stop/start a private database)
+    ensure_packages
+    start_postgres
+    ;;
+  pg-stop)
+    stop_postgres
+    ;;
+  rmq-start)  # only RabbitMQ (tests that restart a private broker)
+    ensure_packages
+    start_rabbitmq
+    ;;
+  rmq-stop)
+    stop_rabbitmq
+    ;;
   status)
     rc=0
     if port_open "$PG_PORT"; then echo "postgres: up ($PG_PORT)"; else echo "postgres: down"; rc=1; fi
     if port_open "$RMQ_PORT"; then echo "rabbitmq: up ($RMQ_PORT)"; else echo "rabbitmq: down"; rc=1; fi
     exit "$rc"
     ;;
-  *) die "usage: $0 start|stop|status" ;;
+  *) die "usage: $0 start|stop|status|pg-start|pg-stop|rmq-start|rmq-stop" ;;
 esac

@@ -220,6 +220,11 @@ class Settings:
                 f"MESSAGE_PARTITION_MONTHS: must be one of {ALLOWED_PARTITION_MONTHS}, "
                 f"got {self.MESSAGE_PARTITION_MONTHS}"
             )
+        if self.INGEST_PREFETCH and self.INGEST_PREFETCH <= self.INGEST_BATCH_SIZE:
+            raise ConfigError(
+                f"INGEST_PREFETCH: must be above INGEST_BATCH_SIZE ({self.INGEST_BATCH_SIZE}) "
+                f"or 0 for twice the batch size, got {self.INGEST_PREFETCH}"
+            )
         try:
             zoneinfo.ZoneInfo(self.PACER_TIMEZONE)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
