@@ -101,6 +101,13 @@ class ReportIngestor:
                 delay,
             )
             return False
+        except Exception:  # noqa: BLE001 - never crash the consumer; keep the reports unacked
+            self._close()
+            self.failures += 1
+            delay = min(BACKOFF_MAX_SECONDS, 0.5 * 2 ** min(self.failures, 10))
+            self.retry_at = time.monotonic() + delay
+            logger.exception("batch write failed; %d reports held unacked", len(batch))
+            return False
         # Committed: now, and only now, ack. A failed ack means a redelivery, deduped later.
         self.buffer, self.first_buffered_at = [], None
         for message in batch:

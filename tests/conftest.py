@@ -61,7 +61,7 @@ def test_db_name() -> Iterator[str]:
     conn.close()
 
 
-def test_environ(db_name: str, **extra: str) -> dict[str, str]:
+def process_environ(db_name: str, **extra: str) -> dict[str, str]:
     """Environment for processes (worker, gunicorn, flask CLI) that should use the test database."""
     env = dict(os.environ)
     env.update(
@@ -240,7 +240,7 @@ def start_worker(test_db_name, tmp_path):
     started: list[Process] = []
 
     def start(name: str = "worker", wait: bool = True, **env_extra: str) -> Process:
-        env = test_environ(test_db_name, **env_extra)
+        env = process_environ(test_db_name, **env_extra)
         node = f"{name}-{uuid.uuid4().hex[:6]}@%h"
         proc = Process(
             [
@@ -298,7 +298,9 @@ def live_server(test_db_name, tmp_path, db):
 
     def start(workers: int = 1, **env_extra: str) -> str:
         port = free_port()
-        env = test_environ(test_db_name, SECRET_KEY="test-secret-" + uuid.uuid4().hex, **env_extra)
+        env = process_environ(
+            test_db_name, SECRET_KEY="test-secret-" + uuid.uuid4().hex, **env_extra
+        )
         proc = Process(
             [
                 str(VENV_BIN / "gunicorn"),

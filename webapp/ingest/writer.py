@@ -125,12 +125,18 @@ def write_batch(
     try:
         result = _write(conn, parsed, rejected, received_at)
         conn.commit()
-    except (psycopg2.DataError, psycopg2.IntegrityError, psycopg2.ProgrammingError) as exc:
-        conn.rollback()
-        if len(parsed) <= 1 and not rejected:
+    except (psycopg2.OperationalError, psycopg2.InterfaceError):
+        # The database is unreachable: nothing is stored, the caller must not ack.
+        _safe_rollback(conn)
+        raise
+    except Exception as exc:  # noqa: BLE001 - the database (or the driver) refused the data
+        _safe_rollback(conn)
+        if len(reports) == 1:
             # A single report the database refuses: quarantine it with the reason.
-            reason = f"database rejected the report: {str(exc).splitlines()[0][:300]}"
-            result = _write(conn, [], [(p[0], reason) for p in parsed], received_at)
+            reason = f"database rejected the report: {type(exc).__name__}: {exc}"
+            reason = reason.splitlines()[0][:500]
+            logger.warning("%s", reason)
+            result = _write(conn, [], [(reports[0], reason)], received_at)
             conn.commit()
         else:
             logger.warning("batch of %d rejected (%s); retrying one by one", len(reports), exc)
@@ -142,6 +148,7 @@ def write_batch(
                 result.quarantined += one.quarantined
                 result.message_ids += one.message_ids
                 result.ids_by_report.update(one.ids_by_report)
+            result.message_ids.sort()
     except BaseException:
         _safe_rollback(conn)
         raise
