@@ -8,6 +8,10 @@ RUN_DIR=${RUN_DIR:-$ROOT/.run}
 export RUN_DIR
 
 scripts/ensure-apt.sh chromium
+# The deployment test validates docker-compose.yml wherever a docker client exists.
+if command -v docker >/dev/null 2>&1 && ! docker compose version >/dev/null 2>&1; then
+  command -v docker-compose >/dev/null 2>&1 || scripts/ensure-apt.sh docker-compose
+fi
 [ -x .venv/bin/pytest ] || make install
 
 started_services=0

@@ -1,0 +1,16 @@
+# One image for web, worker, beat, flower and the demo PACER.
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY webapp ./webapp
+COPY models ./models
+COPY tasks ./tasks
+COPY pacer ./pacer
+COPY migrations ./migrations
+COPY templates ./templates
+COPY wsgi.py celeryconfig.py ./
+RUN pip install . && useradd --system --home-dir /app dashboard
+USER dashboard
+EXPOSE 8000 5555
+CMD ["gunicorn", "-k", "gthread", "--threads", "16", "-w", "2", "-b", "0.0.0.0:8000", "wsgi:app"]
