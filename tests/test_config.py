@@ -125,9 +125,7 @@ def test_amqps_uses_tls():
 
 def test_real_broker_accepts_the_special_password():
     """The test broker's password is `pa/ss@w:rd%local` (scripts/services.sh)."""
-    s = Settings.from_env(
-        environ={**os.environ, "DISABLED_AUTH": "true", "ENVIRONMENT": "testing"}
-    )
+    s = Settings.from_env(environ={**os.environ, "DISABLED_AUTH": "true", "ENVIRONMENT": "testing"})
     assert any(c in s.RMQ_PASSWORD for c in "/@:%")
     with Connection(s.broker_url, connect_timeout=5) as conn:
         conn.ensure_connection(max_retries=1)
