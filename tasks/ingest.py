@@ -1,15 +1,18 @@
 """The report consumer: a Kombu ConsumerStep inside the Celery worker (DESIGN §5).
 
-Callbacks run in the worker's consumer thread and only buffer the raw delivery. The buffer is
-written by `writer.write_batch` when it holds INGEST_BATCH_SIZE reports or INGEST_FLUSH_MS after its
-first report, on the worker's event-loop timer; every delivery of the batch is acked only after
-the commit. When PostgreSQL is unreachable the step keeps the deliveries unacked, backs off
-exponentially and retries; RabbitMQ keeps everything beyond the prefetch window.
+Callbacks run in the worker's consumer thread and only buffer the raw delivery. A batch goes to
+the writer thread when it holds INGEST_BATCH_SIZE reports or INGEST_FLUSH_MS after its first
+report; the writer parses it and stores it with `writer.write_batch` in one transaction, and the
+consumer thread acks every delivery of the batch only after that commit. When PostgreSQL is
+unreachable nothing is acked: the batches are retried in order with exponential backoff and
+RabbitMQ keeps everything beyond the prefetch window.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
 from collections.abc import Callable
 
@@ -36,7 +39,15 @@ def report_queue(settings) -> Queue:
 
 
 class ReportIngestor:
-    """Buffer + flush logic, independent of Celery so it can be driven directly in tests."""
+    """Buffering, batching and acking, independent of Celery so tests can drive it directly.
+
+    The consumer thread (kombu callbacks and the hub timer) buffers deliveries and hands full
+    batches to one writer thread, which parses and commits them while the consumer keeps
+    receiving: database time overlaps network and parsing time. Results come back in order and
+    are acked from the consumer thread (AMQP channels are not thread-safe) with one `multiple`
+    ack per batch. If a batch fails, it and every later batch are retried in order after a
+    backoff, and nothing after a failed batch is acked before that batch is stored.
+    """
 
     def __init__(self, settings, connect: Callable[[], psycopg2.extensions.connection]):
         self.settings = settings
@@ -48,34 +59,146 @@ class ReportIngestor:
         )
         self.batch_size = settings.INGEST_BATCH_SIZE
         self.flush_seconds = settings.INGEST_FLUSH_MS / 1000
-        self.buffer: list = []  # kombu Messages
-        self.first_buffered_at: float | None = None
-        self.conn = None
+        self.pending: list = []  # kombu Messages not yet handed to the writer
+        self.first_pending_at: float | None = None
+        self.retry: list[list] = []  # batches to write again, in delivery order
+        self.in_flight = 0
         self.failures = 0
         self.retry_at = 0.0
         self.totals = {"stored": 0, "duplicates": 0, "quarantined": 0, "batches": 0}
+        self.conn = None
+        self._jobs: queue.Queue = queue.Queue()
+        self._done: queue.Queue = queue.Queue()
+        self._thread: threading.Thread | None = None
 
-    # called from kombu ------------------------------------------------------------------------
+    # consumer thread ----------------------------------------------------------------------------
     def on_message(self, message) -> None:
-        if not self.buffer:
-            self.first_buffered_at = time.monotonic()
-        self.buffer.append(message)
-        if len(self.buffer) >= self.batch_size:
-            self.flush()
+        if not self.pending:
+            self.first_pending_at = time.monotonic()
+        self.pending.append(message)
+        self.collect()
+        if len(self.pending) >= self.batch_size:
+            self.dispatch()
 
     def tick(self) -> None:
-        """Timer callback: flush a partial batch once it is INGEST_FLUSH_MS old."""
-        if self.buffer and time.monotonic() - (self.first_buffered_at or 0) >= self.flush_seconds:
-            self.flush()
+        """Timer callback: ack finished batches, retry after backoff, flush partial batches."""
+        self.collect()
+        if self.retry and self.in_flight == 0 and time.monotonic() >= self.retry_at:
+            batches, self.retry = self.retry, []
+            for batch in batches:
+                self._submit(batch)
+        if self.pending and time.monotonic() - (self.first_pending_at or 0) >= self.flush_seconds:
+            self.dispatch(partial=True)
 
-    # the work -----------------------------------------------------------------------------------
-    def flush(self) -> bool:
-        """Write and ack the buffer. False (nothing acked) when the database is unavailable."""
-        if not self.buffer:
-            return True
-        if time.monotonic() < self.retry_at:
-            return False
-        batch = self.buffer
+    def dispatch(self, partial: bool = False) -> None:
+        """Hand buffered deliveries to the writer (at most two batches queued at once)."""
+        while self.pending and not self.retry and self.in_flight < 2:
+            if len(self.pending) < self.batch_size and not partial:
+                return
+            batch, self.pending = self.pending[: self.batch_size], self.pending[self.batch_size :]
+            self.first_pending_at = time.monotonic() if self.pending else None
+            self._submit(batch)
+
+    def collect(self) -> None:
+        """Ack the batches the writer committed; schedule retries for the ones it could not."""
+        while True:
+            try:
+                batch, result, error = self._done.get_nowait()
+            except queue.Empty:
+                return
+            self.in_flight -= 1
+            if error is not None or self.retry:
+                # Failed, or committed after a failed batch: write again (dedupe makes that safe).
+                if error is not None:
+                    self._failed(batch, error)
+                self.retry.append(batch)
+                continue
+            self._ack(batch)
+            self._record(result)
+
+    def _submit(self, batch: list) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(
+                target=self._writer_loop, name="report-writer", daemon=True
+            )
+            self._thread.start()
+        self.in_flight += 1
+        self._jobs.put(batch)
+
+    def _ack(self, batch: list) -> None:
+        try:
+            batch[-1].ack(multiple=True)
+        except Exception:  # noqa: BLE001 - channel gone: the broker redelivers, receipts dedupe
+            logger.warning("ack failed after commit; the batch will be redelivered and deduped")
+        if self.failures:
+            logger.warning("database is back; ingestion resumed after %d failures", self.failures)
+        self.failures, self.retry_at = 0, 0.0
+
+    def _failed(self, batch: list, error: BaseException) -> None:
+        self.failures += 1
+        delay = min(BACKOFF_MAX_SECONDS, 0.5 * 2 ** min(self.failures, 10))
+        self.retry_at = time.monotonic() + delay
+        if isinstance(error, psycopg2.OperationalError | psycopg2.InterfaceError):
+            text = (
+                str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            )
+            logger.error(
+                "database unavailable (%s); %d reports held unacked, retry in %.1f s",
+                text,
+                len(batch),
+                delay,
+            )
+        else:
+            logger.error(
+                "batch write failed (%s: %s); %d reports held unacked, retry in %.1f s",
+                type(error).__name__,
+                error,
+                len(batch),
+                delay,
+            )
+
+    def _record(self, result) -> None:
+        for key in ("stored", "duplicates", "quarantined"):
+            self.totals[key] += getattr(result, key)
+        self.totals["batches"] += 1
+        logger.info(
+            "batch: %d stored, %d duplicates, %d quarantined in %.0f ms",
+            result.stored,
+            result.duplicates,
+            result.quarantined,
+            result.seconds * 1000,
+        )
+
+    def drain(self, timeout: float = 30.0) -> None:
+        """Wait for the writer, ack what it committed, forget the rest (the channel is going
+        away: unacked deliveries are redelivered and deduped)."""
+        deadline = time.monotonic() + timeout
+        while self.in_flight and time.monotonic() < deadline:
+            self.collect()
+            time.sleep(0.02)
+        self.collect()
+        if self.pending or self.retry or self.in_flight:
+            logger.info(
+                "leaving %d unacked deliveries to redelivery",
+                len(self.pending) + sum(map(len, self.retry)),
+            )
+        self.pending, self.retry, self.first_pending_at = [], [], None
+
+    # writer thread ------------------------------------------------------------------------------
+    def _writer_loop(self) -> None:
+        while True:
+            batch = self._jobs.get()
+            if batch is None:
+                return
+            try:
+                result = self.write(batch)
+            except BaseException as exc:  # noqa: BLE001 - reported to the consumer thread
+                self._close()
+                self._done.put((batch, None, exc))
+            else:
+                self._done.put((batch, result, None))
+
+    def write(self, batch: list):
         raws = [
             RawReport(
                 body=m.body if isinstance(m.body, bytes) else str(m.body).encode(),
@@ -85,60 +208,9 @@ class ReportIngestor:
             )
             for m in batch
         ]
-        try:
-            if self.conn is None or self.conn.closed:
-                self.conn = self.connect()
-            result = write_batch(self.conn, raws, self.options)
-        except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
-            self._close()
-            self.failures += 1
-            delay = min(BACKOFF_MAX_SECONDS, 0.5 * 2 ** min(self.failures, 10))
-            self.retry_at = time.monotonic() + delay
-            logger.error(
-                "database unavailable (%s); %d reports held unacked, retry in %.1f s",
-                str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
-                len(batch),
-                delay,
-            )
-            return False
-        except Exception:  # noqa: BLE001 - never crash the consumer; keep the reports unacked
-            self._close()
-            self.failures += 1
-            delay = min(BACKOFF_MAX_SECONDS, 0.5 * 2 ** min(self.failures, 10))
-            self.retry_at = time.monotonic() + delay
-            logger.exception("batch write failed; %d reports held unacked", len(batch))
-            return False
-        # Committed: now, and only now, ack. A failed ack means a redelivery, deduped later.
-        self.buffer, self.first_buffered_at = [], None
-        for message in batch:
-            try:
-                message.ack()
-            except Exception:  # noqa: BLE001 - channel gone: the broker will redeliver
-                logger.warning(
-                    "ack failed after commit; the report will be redelivered and deduped"
-                )
-                break
-        if self.failures:
-            logger.warning("database is back; ingestion resumed after %d failures", self.failures)
-        self.failures, self.retry_at = 0, 0.0
-        self.totals["stored"] += result.stored
-        self.totals["duplicates"] += result.duplicates
-        self.totals["quarantined"] += result.quarantined
-        self.totals["batches"] += 1
-        logger.info(
-            "batch: %d stored, %d duplicates, %d quarantined in %.0f ms",
-            result.stored,
-            result.duplicates,
-            result.quarantined,
-            result.seconds * 1000,
-        )
-        return True
-
-    def drop_unacked(self) -> None:
-        """The channel is gone: its deliveries will be redelivered; forget them here."""
-        if self.buffer:
-            logger.info("dropping %d unacked deliveries of a closed channel", len(self.buffer))
-        self.buffer, self.first_buffered_at = [], None
+        if self.conn is None or self.conn.closed:
+            self.conn = self.connect()
+        return write_batch(self.conn, raws, self.options)
 
     def _close(self) -> None:
         if self.conn is not None:
@@ -149,6 +221,9 @@ class ReportIngestor:
         self.conn = None
 
     def close(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            self._jobs.put(None)
+            self._thread.join(30)
         self._close()
 
 
@@ -191,7 +266,7 @@ class ReportConsumerStep(bootsteps.ConsumerStep):
     def start(self, c):
         super().start(c)
         if self.ingestor is not None and self.timer_entry is None:
-            interval = max(0.02, min(self.ingestor.flush_seconds / 2, 0.25))
+            interval = max(0.01, min(self.ingestor.flush_seconds / 2, 0.05))
             self.timer_entry = c.timer.call_repeatedly(interval, self._tick)
 
     def _tick(self):
@@ -202,14 +277,12 @@ class ReportConsumerStep(bootsteps.ConsumerStep):
             logger.exception("report flush failed")
 
     def stop(self, c):
-        # Connection lost or worker stopping: try to commit + ack what we hold, else forget it.
+        # Connection lost or worker stopping: ack what the writer committed, forget the rest.
         if self.ingestor is not None:
             try:
-                if not self.ingestor.flush():
-                    self.ingestor.drop_unacked()
+                self.ingestor.drain()
             except Exception:  # noqa: BLE001
-                logger.exception("flush on stop failed")
-                self.ingestor.drop_unacked()
+                logger.exception("draining the report writer failed")
         if self.timer_entry is not None:
             self.timer_entry.cancel()
             self.timer_entry = None

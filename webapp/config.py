@@ -111,7 +111,7 @@ class Settings:
     PACER_TIMEZONE: str = "UTC"
     INGEST_BATCH_SIZE: int = 500
     INGEST_FLUSH_MS: int = 200
-    INGEST_PREFETCH: int = 0  # 0 = 2 x INGEST_BATCH_SIZE
+    INGEST_PREFETCH: int = 0  # 0 = 4 x INGEST_BATCH_SIZE
     REPORT_MAX_BYTES: int = 8 * 1024 * 1024
     DEDUPE_WINDOW_DAYS: int = 14
     CELERY_QUEUE: str = "pacer-dashboard-tasks"
@@ -171,7 +171,7 @@ class Settings:
 
     @property
     def ingest_prefetch(self) -> int:
-        return self.INGEST_PREFETCH or 2 * self.INGEST_BATCH_SIZE
+        return self.INGEST_PREFETCH or 4 * self.INGEST_BATCH_SIZE
 
     @property
     def timezone(self) -> zoneinfo.ZoneInfo:
@@ -223,7 +223,7 @@ class Settings:
         if self.INGEST_PREFETCH and self.INGEST_PREFETCH <= self.INGEST_BATCH_SIZE:
             raise ConfigError(
                 f"INGEST_PREFETCH: must be above INGEST_BATCH_SIZE ({self.INGEST_BATCH_SIZE}) "
-                f"or 0 for twice the batch size, got {self.INGEST_PREFETCH}"
+                f"or 0 for four times the batch size, got {self.INGEST_PREFETCH}"
             )
         try:
             zoneinfo.ZoneInfo(self.PACER_TIMEZONE)

@@ -124,7 +124,10 @@ def generate_reports(
                 "investigation": investigation,
                 "dataset": dataset,
                 "location": f"/data/{instrument.lower()}/{investigation}/{dataset}",
-                "files": ["x" * 8 for _ in range(max(1, payload_bytes // 60))],
+                "files": [
+                    f"/data/{instrument.lower()}/{investigation}/{dataset}/scan_{i:05d}.h5"
+                    for i in range(max(1, (payload_bytes - 150) // 48))
+                ],
             }
             payload = json.dumps(body)
             digest = hashlib.sha256(payload.encode()).hexdigest()[:16]

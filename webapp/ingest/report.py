@@ -145,11 +145,14 @@ def parse_report(
         raise NotAReport(f"body is not JSON: {str(exc)[:200]}") from None
     if not isinstance(envelope, dict):
         raise NotAReport(f"body is JSON {type(envelope).__name__}, not an object")
-    if _depth(envelope) > MAX_DEPTH:
+    # Cheap C-level pre-checks decide whether the (slower) structure walks are needed at all.
+    if text.count("{") + text.count("[") > MAX_DEPTH and _depth(envelope) > MAX_DEPTH:
         raise NotAReport(f"body is nested deeper than {MAX_DEPTH} levels")
-    problem = _unstorable(envelope)
-    if problem:
-        raise NotAReport(problem)
+    lowered = text.lower() if "\\u" in text else ""
+    if "\\u0000" in lowered or "\\ud" in lowered:
+        problem = _unstorable(envelope)
+        if problem:
+            raise NotAReport(problem)
 
     task = envelope.get("task")
     if "kwargs" in envelope or task is not None:
@@ -302,6 +305,9 @@ def parse_timestamp(value: str, timezone: tzinfo = UTC) -> datetime:
     text = value.strip()
     if not text or len(text) > 64:
         raise ValueError("empty or too long")
+    if len(text) in (19, 26) and text[10] == "T":  # the usual PACER shape: fast path
+        parsed = datetime.fromisoformat(text)
+        return _to_utc(parsed, timezone)
     tz_suffix = ""
     if text.endswith(("Z", "z")):
         text, tz_suffix = text[:-1], "+00:00"
@@ -311,7 +317,10 @@ def parse_timestamp(value: str, timezone: tzinfo = UTC) -> datetime:
             text = text[: match.start()]
             tz_suffix = f"{match.group(1)}{match.group(2)}:{match.group(3)}"
     text = _FRACTION_RE.sub(lambda m: "." + (m.group(2) + "000000")[:6], text.rstrip(), count=1)
-    parsed = datetime.fromisoformat(text.replace(" ", "T", 1) + tz_suffix)
+    return _to_utc(datetime.fromisoformat(text.replace(" ", "T", 1) + tz_suffix), timezone)
+
+
+def _to_utc(parsed: datetime, timezone: tzinfo) -> datetime:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=timezone)
     parsed = parsed.astimezone(UTC)
@@ -395,8 +404,12 @@ def _scalar(value: Any) -> str | None:
 
 
 def _search_text(report_id: str, hash_: str | None, identifiers: dict, errors: Any) -> str:
-    """Lower-cased identifiers, ids and error text for trigram free-text search."""
-    parts = [report_id, hash_ or ""]
+    """Lower-cased identifiers and error text for trigram free-text search.
+
+    Ids and hashes have their own exact/prefix filters and indexes; leaving their random
+    characters out keeps the trigram index small and ingestion fast.
+    """
+    parts: list[str] = []
     for key, value in identifiers.items():
         parts.append(f"{key}={_to_text(value)}")
     if isinstance(errors, dict):

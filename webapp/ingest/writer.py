@@ -9,6 +9,7 @@ queue. Connection failures propagate so the caller stops acking and backs off.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -192,15 +193,7 @@ def _write(
         fresh = [r for rid, r in unique.items() if rid in new_ids]
 
         if fresh:
-            rows = psycopg2.extras.execute_values(
-                cur,
-                f"INSERT INTO messages ({', '.join(MESSAGE_COLUMNS)}) VALUES %s "
-                "RETURNING id, report_id",
-                [_message_row(r, received_at) for r in fresh],
-                template=_MESSAGE_TEMPLATE,
-                page_size=len(fresh),
-                fetch=True,
-            )
+            rows = _copy_messages(cur, fresh, received_at)
             result.ids_by_report = {report_id: mid for mid, report_id in rows}
             result.message_ids = sorted(result.ids_by_report.values())
             result.stored = len(rows)
@@ -248,14 +241,42 @@ def _write(
     return result
 
 
-_MESSAGE_TEMPLATE = (
-    "("
-    + ", ".join(
-        "%s::jsonb" if c in {"error_message", "traceback", "object_identifiers", "extra"} else "%s"
-        for c in MESSAGE_COLUMNS
+def _copy_messages(cur, reports: list[ParsedReport], received_at: datetime) -> list[tuple]:
+    """Insert with COPY (the fastest path into PostgreSQL); ids are drawn from the identity
+    sequence first so the caller still learns each report's message id."""
+    cur.execute(
+        "SELECT nextval(pg_get_serial_sequence('messages', 'id')) FROM generate_series(1, %s)",
+        (len(reports),),
     )
-    + ")"
-)
+    ids = [row[0] for row in cur.fetchall()]
+    buffer = io.StringIO()
+    for message_id, report in zip(ids, reports, strict=True):
+        buffer.write(str(message_id))
+        for value in _message_row(report, received_at):
+            buffer.write("\t")
+            buffer.write(_copy_value(value))
+        buffer.write("\n")
+    buffer.seek(0)
+    cur.copy_expert(
+        f"COPY messages (id, {', '.join(MESSAGE_COLUMNS)}) FROM STDIN", buffer, size=1 << 20
+    )
+    return [(message_id, report.report_id) for message_id, report in zip(ids, reports, strict=True)]
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_value(value: Any) -> str:
+    """One field in COPY text format."""
+    if value is None:
+        return "\\N"
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, int):
+        return str(value)
+    return str(value).translate(_COPY_ESCAPES)
 
 
 def _message_row(r: ParsedReport, received_at: datetime) -> tuple:

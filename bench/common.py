@@ -1,0 +1,136 @@
+"""Helpers shared by the benchmarks: settings, databases, processes, result table."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg2
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+RESULTS = ROOT / "bench" / "results"
+
+
+def settings(**overrides):
+    sys.path.insert(0, str(ROOT))
+    from webapp.config import Settings
+
+    return Settings.from_env(
+        environ={**os.environ, "ENVIRONMENT": "testing", "DISABLED_AUTH": "true", **overrides}
+    )
+
+
+def admin_dsn(dbname: str = "postgres") -> str:
+    return (
+        f"host={os.environ['POSTGRES_HOST']} port={os.environ['POSTGRES_PORT']} "
+        f"user={os.environ['POSTGRES_USER']} password={os.environ['POSTGRES_PASSWORD']} "
+        f"dbname={dbname}"
+    )
+
+
+def create_database(name: str) -> None:
+    """Drop and create `name`, migrate it and create its partitions (current + 2 ahead)."""
+    conn = psycopg2.connect(admin_dsn())
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        cur.execute(f'CREATE DATABASE "{name}"')
+    conn.close()
+    for args in (["db", "upgrade"], ["partitions", "create"]):
+        subprocess.run(  # noqa: S603
+            [str(BIN / "flask"), "--app", "wsgi", *args],
+            env=env(name),
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        )
+
+
+def drop_database(name: str) -> None:
+    conn = psycopg2.connect(admin_dsn())
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    conn.close()
+
+
+def env(db_name: str, **extra: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "POSTGRES_DB": db_name,
+        "ENVIRONMENT": "testing",
+        "DISABLED_AUTH": "true",
+        "SECRET_KEY": "bench",
+        **extra,
+    }
+
+
+class Proc:
+    def __init__(self, args, environ, log: Path):
+        self.log = open(log, "wb")  # noqa: SIM115
+        self.p = subprocess.Popen(  # noqa: S603
+            args,
+            env=environ,
+            cwd=ROOT,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def stop(self):
+        if self.p.poll() is None:
+            os.killpg(self.p.pid, signal.SIGTERM)
+            try:
+                self.p.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.p.pid, signal.SIGKILL)
+                self.p.wait()
+        self.log.close()
+
+
+def peak_rss_mb(pid: int) -> float:
+    """VmHWM of a process (kB → MB)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def machine() -> str:
+    cpus = os.cpu_count()
+    mem = 0
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            mem = int(line.split()[1]) // (1024 * 1024)
+    return f"{platform.system()} {platform.machine()}, {cpus} cores, {mem} GiB"
+
+
+def save(name: str, result: dict) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    result = {
+        "benchmark": name,
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        **result,
+    }
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(result, indent=2))
+    return path
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError("benchmark wait timed out")
