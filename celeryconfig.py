@@ -12,6 +12,7 @@ from celery.schedules import crontab
 TASK_MODULES = [
     "tasks.partitions",
     "tasks.maintenance",
+    "tasks.actions",
 ]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from flask_login import UserMixin
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -31,7 +32,7 @@ user_groups = Table(
 )
 
 
-class User(Base):
+class User(UserMixin, Base):
     """A person who logged in through OIDC (created at first login)."""
 
     __tablename__ = "users"
@@ -46,6 +47,13 @@ class User(Base):
     active: Mapped[bool] = mapped_column(Boolean, server_default="true")
 
     groups: Mapped[list[Group]] = relationship(secondary=user_groups, back_populates="users")
+
+    @property
+    def is_active(self) -> bool:  # Flask-Login: a deactivated user is logged out
+        return bool(self.active)
+
+    def __str__(self) -> str:
+        return self.email or self.sub
 
 
 class Group(Base):
@@ -68,6 +76,9 @@ class Group(Base):
     synced_from_sso: Mapped[bool] = mapped_column(Boolean, server_default="false")
 
     users: Mapped[list[User]] = relationship(secondary=user_groups, back_populates="groups")
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class AuditLog(Base):

@@ -137,3 +137,6 @@ def register(app: Flask) -> None:
     from .demo import demo_cli
 
     app.cli.add_command(demo_cli)
+    from .auth.cli import users_cli
+
+    app.cli.add_command(users_cli)

@@ -1,5 +1,44 @@
-"""actions area (blueprint)."""
+"""actions area: acknowledge / un-acknowledge and re-ingest (DESIGN §8), single and bulk.
+
+The message page includes `templates/actions/_message_actions.html` with `message` in context;
+that partial gets its state from the `message_actions(message)` template global.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
 
 from flask import Blueprint
 
 bp = Blueprint("actions", __name__)
+
+
+@dataclass(frozen=True)
+class MessageActions:
+    can_acknowledge: bool
+    can_reingest: bool
+    acknowledged: bool
+    history: list[Any]
+
+
+def message_actions(message: Any) -> MessageActions:
+    """What the current user may do with `message`, and its action history (audit log)."""
+    from ..auth.scope import current_scope
+    from .queries import message_history
+
+    scope = current_scope()
+    return MessageActions(
+        can_acknowledge=scope.can_acknowledge(message),
+        can_reingest=scope.details and scope.can_reingest(row=message),
+        acknowledged=getattr(message, "acknowledged_at", None) is not None,
+        history=message_history(message.id) if scope.details else [],
+    )
+
+
+@bp.record_once
+def _setup(state) -> None:
+    state.app.add_template_global(message_actions, "message_actions")
+
+
+from . import routes  # noqa: E402,F401

@@ -1,0 +1,125 @@
+"""Publishing to PACER's exchanges with kombu: passive exchange check, publisher confirms,
+`mandatory`, persistent delivery. Any failure raises `PublishError` with a reason a person can act
+on; a success returns only after the broker confirmed the message was routed.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import amqp.exceptions
+from kombu import Connection, Producer
+from kombu.exceptions import OperationalError
+
+logger = logging.getLogger(__name__)
+
+CONTENT_TYPES = {
+    "json": "application/json",
+    "xml": "application/xml",
+    "text": "text/plain",
+}
+
+#: Header naming the dashboard message a re-ingested message was re-published from.
+REINGEST_HEADER = "x-dashboard-reingest-of"
+
+
+class PublishError(Exception):
+    """The broker did not accept the message (missing exchange, unroutable, nacked, down)."""
+
+
+class Publisher:
+    """One broker connection for one or many confirmed publishes (`with Publisher(s) as p:`)."""
+
+    def __init__(self, settings: Any):
+        self.settings = settings
+        self.connection = Connection(
+            settings.broker_url,
+            ssl=settings.broker_use_ssl,
+            connect_timeout=5,
+            transport_options={"confirm_publish": True},
+        )
+        self._channel = None
+        self._returned: Exception | None = None
+        self._known_exchanges: set[str] = set()
+
+    def __enter__(self) -> Publisher:
+        try:
+            self.connection.connect()
+        except (OSError, OperationalError, amqp.exceptions.AMQPError) as exc:
+            raise PublishError(f"cannot connect to RabbitMQ: {exc}") from None
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        try:
+            self.connection.release()
+        except (OSError, amqp.exceptions.AMQPError):  # already gone
+            logger.debug("broker connection closed with an error", exc_info=True)
+
+    def _on_return(self, exc, exchange, routing_key, message) -> None:
+        self._returned = exc
+
+    @property
+    def channel(self):
+        if self._channel is None or not self._channel.is_open:
+            self._channel = self.connection.channel()
+            self._channel.events["basic_return"].add(self._on_return)
+        return self._channel
+
+    def check_exchange(self, exchange: str) -> None:
+        """Passive declare: PACER owns its exchanges; a missing one is an error, never created."""
+        if exchange in self._known_exchanges:
+            return
+        try:
+            self.channel.exchange_declare(exchange, "direct", passive=True)
+        except amqp.exceptions.NotFound:
+            self._channel = None  # the broker closed the channel
+            raise PublishError(f"exchange {exchange!r} does not exist on the broker") from None
+        self._known_exchanges.add(exchange)
+
+    def publish(
+        self,
+        body: str,
+        *,
+        exchange: str,
+        routing_key: str,
+        payload_format: str,
+        headers: dict[str, Any],
+    ) -> None:
+        """Publish persistently and wait for the confirm; raise PublishError if not routed."""
+        if not exchange:
+            raise PublishError("the message has no exchange recorded: nowhere to publish it")
+        timeout = self.settings.PUBLISH_CONFIRM_TIMEOUT
+        try:
+            self.check_exchange(exchange)
+            self._returned = None
+            Producer(self.channel).publish(
+                body.encode("utf-8"),
+                exchange=exchange,
+                routing_key=routing_key,
+                mandatory=True,
+                delivery_mode=2,
+                content_type=CONTENT_TYPES.get(payload_format, "text/plain"),
+                content_encoding="utf-8",
+                headers=headers,
+                retry=False,
+                timeout=timeout,
+                confirm_timeout=timeout,
+            )
+        except amqp.exceptions.MessageNacked:
+            raise PublishError("the broker refused the message (nack)") from None
+        except TimeoutError:
+            self._channel = None
+            raise PublishError(f"no confirmation from the broker within {timeout} s") from None
+        except amqp.exceptions.ChannelError as exc:
+            self._channel = None
+            raise PublishError(f"the broker refused the message: {exc}") from None
+        except (OSError, OperationalError, amqp.exceptions.AMQPError) as exc:
+            self._channel = None
+            raise PublishError(f"broker connection failed: {exc}") from None
+        if self._returned is not None:
+            returned, self._returned = self._returned, None
+            raise PublishError(
+                f"unroutable: no queue is bound to exchange {exchange!r} with routing key "
+                f"{routing_key!r} ({returned})"
+            )

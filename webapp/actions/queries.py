@@ -1,0 +1,111 @@
+"""Reads of the actions area. Every message read goes through the user's scope."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, text
+
+from models import AuditLog, Message
+
+from ..auth.scope import Scope
+from ..errors import DomainError
+from ..extensions import db
+
+#: Routing keys offered for re-ingestion come from this recent window of traffic.
+ROUTING_KEY_WINDOW = timedelta(days=30)
+ROUTING_KEY_SAMPLE = 50_000
+#: Bulk audit rows keep the ids only up to this many messages (the count and filter always).
+AUDIT_MAX_IDS = 1000
+
+
+def get_message(scope: Scope, message_id: int) -> Message:
+    """The message if it exists and the scope sees it; 404 otherwise (no existence leak)."""
+    stmt = scope.apply(select(Message).where(Message.id == message_id), Message)
+    message = db.session.scalar(stmt)
+    if message is None:
+        raise DomainError(f"message {message_id} not found", 404)
+    return message
+
+
+def message_history(message_id: int, limit: int = 50) -> list[AuditLog]:
+    """Audit rows (acknowledgements, re-ingestions) that name this message, newest first."""
+    return list(
+        db.session.scalars(
+            select(AuditLog)
+            .where(AuditLog.message_ids.contains([message_id]))
+            .order_by(AuditLog.at.desc(), AuditLog.id.desc())
+            .limit(limit)
+        )
+    )
+
+
+def routing_keys_seen(exchange: str | None, current: str | None = None) -> list[str]:
+    """Routing keys seen on `exchange` in recent traffic (plus the message's own key)."""
+    keys: set[str] = {current} if current else set()
+    if exchange:
+        since = datetime.now(UTC) - ROUTING_KEY_WINDOW
+        # Bounded: the newest rows of the window through the (received_at, id) index.
+        recent = (
+            select(Message.routing_key)
+            .where(Message.exchange_name == exchange, Message.received_at >= since)
+            .where(Message.routing_key.is_not(None))
+            .order_by(Message.received_at.desc())
+            .limit(ROUTING_KEY_SAMPLE)
+            .subquery()
+        )
+        keys.update(db.session.scalars(select(recent.c.routing_key).distinct()))
+    return sorted(keys)
+
+
+def filtered_messages(
+    scope: Scope, args: Mapping[str, Any], action: str, acknowledged: str | None = None
+):
+    """SELECT of message ids matching the list filter `args`, the scope and the action grant.
+
+    `fingerprint=<error fingerprint>` restricts to one error group (the /errors page's bulk
+    actions); every other argument is the message list's filter (webapp.messages.filters).
+    """
+    stmt = select(Message.id)
+    stmt = scope.apply(stmt, Message).where(scope.action_clause(Message, action))
+    stmt = apply_list_filter(stmt, args, acknowledged)
+    fingerprint = (args.get("fingerprint") or "").strip()
+    if fingerprint:
+        stmt = stmt.where(Message.error_fingerprint == fingerprint)
+    return stmt
+
+
+def apply_list_filter(stmt, args: Mapping[str, Any], acknowledged: str | None = None):
+    """The message list's own filter (same parsing, same 400 on bad input).
+
+    `acknowledged` overrides the filter's acknowledged state (un-acknowledging works on the
+    acknowledged messages, which the list hides by default).
+    """
+    from ..messages.filters import MessageFilter
+
+    flt = MessageFilter.from_args(args)
+    if acknowledged is not None:
+        flt = flt.replace(acknowledged=acknowledged)
+    return flt.apply(stmt)
+
+
+def count_matching(stmt, limit: int | None = None) -> int:
+    """Exact count of a message-id SELECT (optionally capped)."""
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return db.session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+
+
+def job(job_id: int) -> AuditLog:
+    """A bulk re-ingestion job (its audit row)."""
+    row = db.session.get(AuditLog, job_id)
+    if row is None or row.action != "bulk-reingest":
+        raise DomainError(f"job {job_id} not found", 404)
+    return row
+
+
+def set_statement_timeout(milliseconds: int) -> None:
+    """Bound a bulk preview count so a huge filter cannot hold a web worker."""
+    db.session.execute(text(f"SET LOCAL statement_timeout = {int(milliseconds)}"))

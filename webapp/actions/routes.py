@@ -1,0 +1,215 @@
+"""Operator actions: acknowledge / un-acknowledge, re-ingest (single and bulk), job progress."""
+
+from __future__ import annotations
+
+import functools
+import logging
+
+from flask import current_app, redirect, render_template, request, url_for
+from sqlalchemy.exc import OperationalError
+from werkzeug.routing import BuildError
+
+from ..auth.scope import current_scope
+from ..errors import DomainError
+from ..extensions import db
+from . import bp, queries, services
+from .services import PermissionDenied, ReingestRequest
+
+logger = logging.getLogger(__name__)
+
+BULK_MODES = ("acknowledge", "unacknowledge")
+#: A preview count longer than this is reported as unknown rather than holding the page.
+PREVIEW_COUNT_TIMEOUT_MS = 10_000
+
+
+def _settings():
+    return current_app.extensions["settings"]
+
+
+def _is_htmx() -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+def message_url(message_id: int) -> str:
+    try:
+        return url_for("messages.detail", message_id=message_id)
+    except BuildError:
+        return f"/messages/{message_id}"
+
+
+def keep_audit_on_error(view):
+    """Refusals and failures are audited: commit the audit row, then let the error answer."""
+
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        try:
+            return view(*args, **kwargs)
+        except DomainError:
+            db.session.commit()
+            raise
+
+    return wrapper
+
+
+def _require_login_or_permission(allowed: bool, what: str) -> None:
+    if allowed:
+        return
+    raise PermissionDenied(f"You may not {what}.")
+
+
+# ---- single message ------------------------------------------------------------------------------
+
+
+@bp.post("/messages/<int:message_id>/acknowledge")
+@keep_audit_on_error
+def acknowledge_message(message_id: int):
+    return _set_acknowledged(message_id, True)
+
+
+@bp.post("/messages/<int:message_id>/unacknowledge")
+@keep_audit_on_error
+def unacknowledge_message(message_id: int):
+    return _set_acknowledged(message_id, False)
+
+
+def _set_acknowledged(message_id: int, acknowledged: bool):
+    scope = current_scope()
+    message = queries.get_message(scope, message_id)
+    services.set_acknowledged(scope, message, acknowledged)
+    db.session.commit()
+    if _is_htmx():
+        return render_template("actions/_message_actions.html", message=message)
+    return redirect(message_url(message_id))
+
+
+@bp.route("/messages/<int:message_id>/reingest", methods=["GET", "POST"])
+@keep_audit_on_error
+def reingest_message(message_id: int):
+    scope = current_scope()
+    message = queries.get_message(scope, message_id)
+    if request.method == "GET":
+        _require_login_or_permission(
+            scope.details and scope.can_reingest(row=message), "re-ingest this message"
+        )
+        return _render_reingest(message, message.payload or "", message.routing_key or "")
+    form = ReingestRequest(
+        payload=request.form.get("payload", message.payload or "").replace("\r\n", "\n"),
+        routing_key=request.form.get("routing_key", message.routing_key or ""),
+    )
+    try:
+        row = services.reingest(scope, message, form, _settings())
+    except PermissionDenied:
+        raise
+    except DomainError as exc:
+        db.session.commit()
+        return _render_reingest(message, form.payload, form.routing_key, error=exc.message), 400
+    db.session.commit()
+    status = 200 if row.outcome == "ok" else 502
+    return _render_reingest(message, form.payload, form.routing_key, result=row), status
+
+
+def _render_reingest(message, payload, routing_key, error=None, result=None):
+    template = "actions/_reingest_form.html" if _is_htmx() else "actions/reingest.html"
+    return render_template(
+        template,
+        message=message,
+        payload=payload,
+        routing_key=routing_key,
+        routing_keys=queries.routing_keys_seen(message.exchange_name, message.routing_key),
+        error=error,
+        result=result,
+        message_url=message_url(message.id),
+    )
+
+
+# ---- bulk ----------------------------------------------------------------------------------------
+
+
+def _preview_count(stmt) -> int | None:
+    try:
+        with db.session.begin_nested():
+            queries.set_statement_timeout(PREVIEW_COUNT_TIMEOUT_MS)
+            return queries.count_matching(stmt)
+    except OperationalError:
+        logger.info("bulk preview count timed out")
+        return None
+
+
+@bp.route("/actions/acknowledge", methods=["GET", "POST"])
+@keep_audit_on_error
+def bulk_acknowledge():
+    scope = current_scope()
+    args = request.values
+    mode = args.get("mode", "acknowledge")
+    if mode not in BULK_MODES:
+        raise DomainError(f"mode must be one of {', '.join(BULK_MODES)}", field="mode")
+    if request.method == "GET":
+        _require_login_or_permission(scope.can_acknowledge(), "acknowledge messages")
+        stmt = queries.filtered_messages(
+            scope, args, "acknowledge", acknowledged="hidden" if mode == "acknowledge" else "only"
+        )
+        return render_template(
+            "actions/bulk_preview.html",
+            action=mode,
+            count=_preview_count(stmt),
+            fields=_hidden_fields(args),
+            post_url=url_for("actions.bulk_acknowledge"),
+        )
+    expected = _int_or_none(args.get("expected"))
+    row = services.bulk_set_acknowledged(scope, args, mode == "acknowledge", expected)
+    db.session.commit()
+    return render_template("actions/bulk_done.html", row=row, action=mode)
+
+
+@bp.route("/actions/reingest", methods=["GET", "POST"])
+@keep_audit_on_error
+def bulk_reingest():
+    scope = current_scope()
+    args = request.values
+    if request.method == "GET":
+        _require_login_or_permission(scope.can_reingest(), "re-ingest messages")
+        stmt = queries.filtered_messages(scope, args, "reingest")
+        return render_template(
+            "actions/bulk_preview.html",
+            action="reingest",
+            count=_preview_count(stmt),
+            fields=_hidden_fields(args),
+            post_url=url_for("actions.bulk_reingest"),
+            rate=_settings().REINGEST_RATE_PER_SECOND,
+        )
+    # Validate the filter now (a 400 here, not a failed job later).
+    queries.filtered_messages(scope, args, "reingest")
+    job = services.start_bulk_reingest(scope, args, _int_or_none(args.get("expected")))
+    db.session.commit()
+    from tasks.actions import bulk_reingest as task
+
+    try:
+        task.delay(job.id)
+    except Exception as exc:  # noqa: BLE001 - any broker failure: the job is marked failed
+        logger.exception("could not enqueue bulk re-ingest job %s", job.id)
+        job.outcome = "error"
+        job.detail = {**job.detail, "errors": [{"message_id": None, "error": str(exc)}]}
+        db.session.commit()
+    return redirect(url_for("actions.job_status", job_id=job.id))
+
+
+@bp.get("/actions/jobs/<int:job_id>")
+def job_status(job_id: int):
+    scope = current_scope()
+    job = queries.job(job_id)
+    if not (scope.is_admin or (scope.user_id and job.detail.get("user_id") == scope.user_id)):
+        raise DomainError(f"job {job_id} not found", 404)
+    template = "actions/_job_progress.html" if _is_htmx() else "actions/job.html"
+    return render_template(template, job=job)
+
+
+def _hidden_fields(args) -> list[tuple[str, str]]:
+    skip = {"csrf_token", "expected"}
+    return [(key, value) for key in args for value in args.getlist(key) if key not in skip]
+
+
+def _int_or_none(raw):
+    try:
+        return int(raw) if raw not in (None, "") else None
+    except ValueError:
+        raise DomainError("expected must be a number", field="expected") from None

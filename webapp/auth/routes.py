@@ -1,0 +1,117 @@
+"""OIDC login (authorization code + PKCE), callback and logout."""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import urlencode
+
+import requests
+from authlib.integrations.base_client.errors import OAuthError
+from flask import current_app, redirect, request, session, url_for
+from flask_login import current_user, login_user, logout_user
+
+from ..errors import DomainError
+from ..extensions import db
+from . import bp, services
+from .setup import oidc_client
+
+logger = logging.getLogger(__name__)
+
+
+def _settings():
+    return current_app.extensions["settings"]
+
+
+def _safe_next(target: str | None) -> str | None:
+    """Only local paths: never redirect to another site after login."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return None
+    return target
+
+
+def _home() -> str:
+    return url_for("messages.index")
+
+
+@bp.get("/login")
+def login():
+    """Start the OIDC authorization code flow (PKCE S256, state and nonce in the session)."""
+    if _settings().DISABLED_AUTH:
+        return redirect(_home())
+    next_url = _safe_next(request.args.get("next"))
+    if next_url:
+        session["login_next"] = next_url
+    try:
+        return oidc_client().authorize_redirect(url_for("auth.callback", _external=True))
+    except (requests.RequestException, ValueError) as exc:
+        logger.warning("OIDC provider unreachable at login: %s", exc)
+        raise DomainError(
+            "The login provider is not reachable right now; try again in a moment.", 503
+        ) from None
+
+
+@bp.get("/auth/callback")
+def callback():
+    """Finish the login: exchange the code, verify the ID token, create/update the user."""
+    settings = _settings()
+    if settings.DISABLED_AUTH:
+        return redirect(_home())
+    client = oidc_client()
+    try:
+        token = client.authorize_access_token()
+    except OAuthError as exc:
+        logger.info("OIDC callback refused: %s", exc)
+        raise DomainError(f"Login failed: {exc.description or exc.error}", 400) from None
+    except requests.RequestException as exc:
+        logger.warning("OIDC token endpoint unreachable: %s", exc)
+        raise DomainError("The login provider is not reachable right now.", 503) from None
+    claims = dict(token.get("userinfo") or {})
+    if settings.SSO_GROUPS_CLAIM and settings.SSO_GROUPS_CLAIM not in claims:
+        # Many providers put groups only in the userinfo response, not in the ID token.
+        try:
+            claims.update({k: v for k, v in client.userinfo(token=token).items() if k != "sub"})
+        except (requests.RequestException, OAuthError) as exc:
+            logger.warning("userinfo request failed, groups not synced: %s", exc)
+    if not claims.get("sub"):
+        raise DomainError("The login provider returned no ID token claims.", 502)
+    user = services.user_from_claims(claims, settings.SSO_GROUPS_CLAIM)
+    if not user.active:
+        db.session.commit()
+        raise DomainError("This account is deactivated; ask an administrator.", 403)
+    db.session.commit()
+    next_url = session.pop("login_next", None)
+    # A fresh session on login (no fixation); keep only what logout needs.
+    session.clear()
+    login_user(user)
+    if token.get("id_token"):
+        session["id_token"] = token["id_token"]
+    logger.info("login of user %s (%s)", user.id, user.sub)
+    return redirect(_safe_next(next_url) or _home())
+
+
+@bp.post("/logout")
+def logout():
+    """End the dashboard session and, when the provider supports it, the provider session."""
+    settings = _settings()
+    id_token = session.get("id_token")
+    was_logged_in = current_user.is_authenticated
+    logout_user()
+    session.clear()
+    if settings.DISABLED_AUTH or not was_logged_in:
+        return redirect(_home())
+    try:
+        metadata = oidc_client().load_server_metadata()
+    except (requests.RequestException, ValueError) as exc:
+        logger.warning("provider metadata unavailable at logout: %s", exc)
+        return redirect(_home())
+    endpoint = metadata.get("end_session_endpoint")
+    if not endpoint:
+        return redirect(_home())
+    params = {
+        "client_id": settings.SSO_CLIENT_ID,
+        "post_logout_redirect_uri": url_for("messages.index", _external=True),
+    }
+    if id_token:
+        params["id_token_hint"] = id_token
+    separator = "&" if "?" in endpoint else "?"
+    return redirect(f"{endpoint}{separator}{urlencode(params)}")
