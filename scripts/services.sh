@@ -180,12 +180,20 @@ stop_rabbitmq() {
     pid=$(cat "$RMQ_DIR/$f" 2>/dev/null || true)
     if pid_alive "$pid"; then kill "$pid" 2>/dev/null || true; fi
   done
-  for _ in $(seq 1 100); do
-    pid_alive "$(cat "$RMQ_DIR/rabbitmq.pid" 2>/dev/null || true)" || break
+  # The launcher (rabbitmq-server in the foreground) forwards TERM to the Erlang VM and exits
+  # when the VM has stopped: wait for both, or a restart finds the dist port still taken.
+  for _ in $(seq 1 300); do
+    pid_alive "$(cat "$RMQ_DIR/rabbitmq.pid" 2>/dev/null || true)" ||
+      pid_alive "$(cat "$RMQ_DIR/launcher.pid" 2>/dev/null || true)" || break
     sleep 0.1
   done
   pid=$(cat "$RMQ_DIR/rabbitmq.pid" 2>/dev/null || true)
   if pid_alive "$pid"; then kill -9 "$pid" 2>/dev/null || true; fi
+  pid=$(cat "$RMQ_DIR/launcher.pid" 2>/dev/null || true)
+  if pid_alive "$pid"; then
+    pkill -9 -P "$pid" 2>/dev/null || true  # the VM is the launcher's child
+    kill -9 "$pid" 2>/dev/null || true
+  fi
   pid=$(cat "$RMQ_DIR/epmd.pid" 2>/dev/null || true)
   if pid_alive "$pid"; then kill "$pid" 2>/dev/null || true; fi
   rm -f "$RMQ_DIR/rabbitmq.pid" "$RMQ_DIR/launcher.pid" "$RMQ_DIR/epmd.pid"
