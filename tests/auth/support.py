@@ -76,9 +76,14 @@ def make_user(db):
 
 def login(client, user) -> None:
     """Log `user` in on this test client (what flask_login.login_user stores in the session)."""
+    from flask import g, has_app_context
+
     with client.session_transaction() as session:
         session["_user_id"] = str(user.id)
         session["_fresh"] = True
+    if has_app_context():
+        # Tests keep one app context across requests; Flask-Login caches the user on `g`.
+        g.pop("_login_user", None)
 
 
 def csrf_token(client, path: str = "/no-such-page") -> str:

@@ -179,19 +179,19 @@ class GroupView(SecureModelView):
         },
     }
 
-    def _with_type_choices(self, form):
-        known = known_message_types()
+    def _with_type_choices(self, form, obj=None):
+        known = set(known_message_types())
         for name in ("message_types", "reingest_message_types"):
-            field = getattr(form, name)
-            current = list(field.data or [])
-            field.choices = [(t, t) for t in sorted(set(known) | set(current))]
+            # Types the stored group already holds stay selectable (never what was just posted).
+            stored = set(getattr(obj, name, None) or [])
+            getattr(form, name).choices = [(t, t) for t in sorted(known | stored)]
         return form
 
     def create_form(self, obj=None):
         return self._with_type_choices(super().create_form(obj))
 
     def edit_form(self, obj=None):
-        return self._with_type_choices(super().edit_form(obj))
+        return self._with_type_choices(super().edit_form(obj), obj)
 
 
 class UserView(SecureModelView):

@@ -20,7 +20,7 @@ Rules:
   False): views must not render payloads, identifiers or error texts for them.
 - Members of ADMIN_GROUP, and everyone when DISABLED_AUTH is true, see and may do everything.
 
-The scope is computed from the database at each request (cached on `flask.g` for that request
+The scope is computed from the database at each request (cached on that request object
 only), so a permission change applies at the next request.
 """
 
@@ -30,7 +30,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import current_app, g, has_request_context
+from flask import current_app, has_request_context, request
 from sqlalchemy import and_, case, exists, false, func, or_, select, true
 
 #: Identifiers promoted to their own columns of `messages` (instrument is stored lower-cased).
@@ -283,8 +283,10 @@ def current_scope(fresh: bool = False) -> Scope:
         return admin_scope()
     if not has_request_context():
         return ANONYMOUS
+    # Cached on the request object, not on `g`: an app context can outlive one request (tests,
+    # CLI), and a permission change must apply at the very next request.
     if not fresh:
-        cached = g.get("_pacer_scope")
+        cached = getattr(request, "_pacer_scope", None)
         if cached is not None:
             return cached
     from flask_login import current_user
@@ -295,5 +297,5 @@ def current_scope(fresh: bool = False) -> Scope:
 
         db.session.refresh(user)
     scope = scope_for_user(user, settings)
-    g._pacer_scope = scope
+    request._pacer_scope = scope
     return scope

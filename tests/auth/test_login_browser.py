@@ -1,0 +1,86 @@
+"""Browser login and logout against a real local OpenID Connect provider (oidc-provider-mock).
+
+The dashboard runs in a real gunicorn with DISABLED_AUTH=false; Chromium goes through the whole
+authorization code + PKCE flow, the ID token is verified, the user is created at first login with
+the groups claim synced, and logout ends the provider session through its end_session_endpoint.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def provider(monkeypatch):
+    from oidc_provider_mock import User, run_server_in_thread
+
+    # Plain http on localhost for the provider thread (the dashboard gets the same variable).
+    monkeypatch.setenv("AUTHLIB_INSECURE_TRANSPORT", "1")
+    alice = User(
+        sub="alice-sub",
+        claims={
+            "email": "alice@example.org",
+            "name": "Alice Example",
+            "groups": ["bl06-team", "unknown-team"],
+        },
+    )
+    with run_server_in_thread(port=0, user_claims=[alice]) as server:
+        yield f"http://localhost:{server.server_port}"
+
+
+@pytest.fixture
+def dashboard(live_server, provider):
+    return live_server(
+        DISABLED_AUTH="false",
+        SSO_SERVER_URL=provider,
+        SSO_CLIENT_ID="pacer-dashboard-test",
+        SSO_CLIENT_SECRET="test-secret",
+        SSO_GROUPS_CLAIM="groups",
+        AUTHLIB_INSECURE_TRANSPORT="1",
+    )
+
+
+def test_login_and_logout(dashboard, provider, page, db, make_group):
+    from models import User
+
+    bl06 = make_group("bl06-team", identifier_rules={"instrument": ["BL06"]}, synced_from_sso=True)
+    make_group("manual-team")  # not synced: the claim never changes its members
+
+    page.goto(dashboard + "/")
+    page.get_by_role("link", name="Log in").click()
+    # The provider's consent page (a different origin): pick the predefined user.
+    page.wait_for_url(f"{provider}/oauth2/authorize*")
+    assert "code_challenge_method=S256" in page.url
+    page.get_by_role("button", name="alice-sub").click()
+
+    page.wait_for_url(dashboard + "/")
+    assert page.get_by_test_id("current-user").inner_text() == "Alice Example"
+    assert page.get_by_role("button", name="Log out").is_visible()
+
+    db.session.expire_all()
+    user = db.session.query(User).filter_by(sub="alice-sub").one()
+    assert user.email == "alice@example.org"
+    assert user.last_login_at is not None
+    assert [g.name for g in user.groups] == [bl06.name]
+
+    page.get_by_role("button", name="Log out").click()
+    # The provider's end-session page, then back to the dashboard, logged out.
+    page.wait_for_url(f"{provider}/oauth2/end_session*")
+    assert "id_token_hint=" in page.url
+    page.get_by_role("button", name="End session").click()
+    page.wait_for_url(dashboard + "/")
+    assert page.get_by_role("link", name="Log in").is_visible()
+    assert page.get_by_test_id("current-user").count() == 0
+    assert page.console_errors == []
+
+
+def test_login_failure_is_a_clear_error(dashboard, provider, page):
+    """Denying consent at the provider lands on a 400 page with the reason, not a 500."""
+    page.goto(dashboard + "/login")
+    page.wait_for_url(f"{provider}/oauth2/authorize*")
+    page.get_by_role("button", name="Deny").click()
+    page.wait_for_url(dashboard + "/auth/callback*")
+    assert "Login failed" in page.content()
+    assert "access_denied" in page.content()
