@@ -1,0 +1,153 @@
+"""Bulk acknowledge (preview + confirm) and bulk re-ingestion (task with progress, rate limit)."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from kombu import Connection, Exchange, Queue
+
+from tests.actions.test_reingest import seed
+from tests.auth.support import csrf_token
+
+
+def test_bulk_acknowledge_preview_confirm_and_undo(app, db, client):
+    from models import AuditLog, Message
+
+    errored = [seed(app, db, errored=True, message_type="user-sync") for _ in range(3)]
+    seed(app, db, errored=False, message_type="user-sync")
+    seed(app, db, errored=True, message_type="dataset-ingestion")
+
+    preview = client.get(
+        "/actions/acknowledge", query_string={"status": "errored", "type": "user-sync"}
+    )
+    assert preview.status_code == 200
+    assert 'data-count="3"' in preview.get_data(as_text=True)
+
+    token = csrf_token(client)
+    done = client.post(
+        "/actions/acknowledge",
+        data={"csrf_token": token, "status": "errored", "type": "user-sync", "expected": "3"},
+    )
+    assert done.status_code == 200
+    assert 'data-count="3"' in done.get_data(as_text=True)
+    db.session.expire_all()
+    acked = {m.id for m in db.session.query(Message).filter(Message.acknowledged_at.is_not(None))}
+    assert acked == set(errored)
+    row = db.session.query(AuditLog).filter_by(action="bulk-acknowledge").one()
+    assert sorted(row.message_ids) == sorted(errored)
+    assert row.detail["filter"] == {"status": "errored", "type": "user-sync"}
+
+    # Acknowledged messages are out of the default list: a second preview finds none.
+    again = client.get(
+        "/actions/acknowledge", query_string={"status": "errored", "type": "user-sync"}
+    )
+    assert 'data-count="0"' in again.get_data(as_text=True)
+
+    undo = client.post(
+        "/actions/acknowledge",
+        data={
+            "csrf_token": token,
+            "status": "errored",
+            "type": "user-sync",
+            "mode": "unacknowledge",
+        },
+    )
+    assert undo.status_code == 200
+    db.session.expire_all()
+    assert db.session.query(Message).filter(Message.acknowledged_at.is_not(None)).count() == 0
+
+
+def test_bulk_filter_errors_are_400(app, db, client):
+    assert client.get("/actions/acknowledge", query_string={"status": "bogus"}).status_code == 400
+    assert client.get("/actions/acknowledge", query_string={"mode": "delete"}).status_code == 400
+
+
+@pytest.fixture
+def bound_exchange(settings):
+    suffix = uuid.uuid4().hex[:8]
+    exchange = Exchange(f"test-bulk-{suffix}", type="direct", durable=False)
+    queue = Queue(
+        f"test-bulk-q-{suffix}", exchange=exchange, routing_key="dataset.ingest", durable=False
+    )
+    with Connection(settings.broker_url) as conn:
+        channel = conn.channel()
+        exchange(channel).declare()
+        queue(channel).declare()
+        yield conn, exchange, queue
+        queue(channel).delete()
+        exchange(channel).delete()
+
+
+def test_bulk_reingest_of_an_error_group(app, db, client, bound_exchange, monkeypatch):
+    """An error group's messages go out at the configured rate; progress lands in the audit row."""
+    import tasks.actions
+    from models import AuditLog, Message
+    from webapp.actions import services
+
+    conn, exchange, queue = bound_exchange
+    failing = [
+        seed(
+            app,
+            db,
+            exchange_name=exchange.name,
+            errored=True,
+            payload=f'{{"n": {i}}}',
+            error_message={"callback_func_x": f"KeyError: 'visit_{i}'"},
+        )
+        for i in range(4)
+    ]
+    # One in another error group, and one routed nowhere.
+    seed(app, db, exchange_name=exchange.name, errored=True, error_message={"cb": "Other: x"})
+    db.session.expire_all()
+    fingerprint = db.session.query(Message.error_fingerprint).filter_by(id=failing[0]).scalar()
+    assert fingerprint
+
+    enqueued = []
+    monkeypatch.setattr(
+        tasks.actions.bulk_reingest, "delay", lambda job_id: enqueued.append(job_id)
+    )
+    preview = client.get("/actions/reingest", query_string={"fingerprint": fingerprint})
+    assert 'data-count="4"' in preview.get_data(as_text=True)
+    response = client.post(
+        "/actions/reingest",
+        data={"csrf_token": csrf_token(client), "fingerprint": fingerprint, "expected": "4"},
+    )
+    assert response.status_code == 302
+    (job_id,) = enqueued
+    assert response.headers["Location"].endswith(f"/actions/jobs/{job_id}")
+    assert 'data-outcome="pending"' in client.get(f"/actions/jobs/{job_id}").get_data(as_text=True)
+
+    # Run the task body as the worker would, with a fake clock to observe the rate limit.
+    now = [0.0]
+    sleeps = []
+
+    def sleep(seconds):
+        sleeps.append(seconds)
+        now[0] += seconds
+
+    settings = app.extensions["settings"].__class__(
+        **{**app.extensions["settings"].__dict__, "REINGEST_RATE_PER_SECOND": 2}
+    )
+    services.run_bulk_reingest(job_id, settings, clock=lambda: now[0], sleep=sleep)
+    assert now[0] == pytest.approx(1.5)  # 4 messages at 2/s: slots at 0, 0.5, 1.0, 1.5
+
+    db.session.expire_all()
+    job = db.session.get(AuditLog, job_id)
+    assert job.outcome == "ok"
+    assert (job.detail["total"], job.detail["done"], job.detail["failed"]) == (4, 4, 0)
+    assert sorted(job.message_ids) == sorted(failing)
+    page = client.get(f"/actions/jobs/{job_id}").get_data(as_text=True)
+    assert 'data-outcome="ok"' in page and "4 published" in page
+
+    simple = conn.SimpleQueue(queue, no_ack=True)
+    try:
+        got = sorted(simple.get(timeout=5).headers["x-dashboard-reingest-of"] for _ in range(4))
+    finally:
+        simple.close()
+    assert got == sorted(str(i) for i in failing)
+
+    # A redelivered task does not publish twice.
+    services.run_bulk_reingest(job_id, settings, clock=lambda: now[0], sleep=sleep)
+    db.session.expire_all()
+    assert db.session.get(AuditLog, job_id).detail["done"] == 4
