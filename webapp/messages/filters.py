@@ -158,9 +158,10 @@ class MessageFilter:
         since_text, until_text = _get(args, "since"), _get(args, "until")
         since = _parse_moment("since", since_text, end_of_day=False)
         until = _parse_moment("until", until_text, end_of_day=True)
-        if since is not None and until is not None and since > until:
+        if since is not None and until is not None and since >= until:
+            # `until` is exclusive (a bare date counts to the end of that day): nothing could match.
             raise InvalidFilter(
-                f"'since' ({since_text}) is after 'until' ({until_text}).", field="since"
+                f"'since' ({since_text}) must be before 'until' ({until_text}).", field="since"
             )
         values.update(since=since, until=until, since_text=since_text, until_text=until_text)
         return cls(**values)

@@ -1,30 +1,147 @@
-"""Message pages. (The full list with filters, detail and trace arrive with the UI issue.)"""
+"""Message list, detail, payload download and trace pages (thin views over `queries`)."""
 
 from __future__ import annotations
 
-from flask import render_template
-from sqlalchemy import select
+import json
+from datetime import UTC, datetime
 
-from models import Message
+from flask import Response, abort, render_template, request, url_for
 
-from ..extensions import db
-from . import bp
+from ..auth.scope import current_scope
+from . import bp, presenters, queries
+from .filters import ACKNOWLEDGED, PAYLOAD_FORMATS, STATUSES, MessageFilter
 
 
 @bp.get("/")
 def index():
-    rows = db.session.execute(
-        select(
-            Message.id,
-            Message.received_at,
-            Message.message_type,
-            Message.errored,
-            Message.processing_start,
-            Message.processing_ms,
-            Message.routing_key,
-            Message.hash,
+    """The message list: filters in the URL, keyset pages, live updates on the newest page."""
+    scope = current_scope()
+    filters = MessageFilter.from_args(request.args)
+    cursor = queries.Cursor.from_args(request.args)
+    limit = queries.parse_limit(request.args)
+    queries.check_filters_allowed(scope, filters)
+    page = queries.list_messages(scope, filters, cursor, limit)
+    rows = [presenters.summary(r, scope.details) for r in page.rows]
+    if request.headers.get("HX-Request") and request.args.get("fragment") == "rows":
+        # Infinite scroll asks for the next rows only.
+        return render_template("messages/_rows.html", rows=rows, page=page, filters=filters)
+    return render_template(
+        "messages/list.html",
+        rows=rows,
+        page=page,
+        filters=filters,
+        count=queries.count_messages(scope, filters),
+        message_types=queries.message_types(),
+        statuses=STATUSES,
+        acknowledged_choices=ACKNOWLEDGED,
+        payload_formats=PAYLOAD_FORMATS,
+        scope=scope,
+        live_config={
+            "url": url_for("live.messages_socket", **filters.url_args()),
+            "enabled": page.is_first,
+        },
+    )
+
+
+@bp.get("/messages/<int:message_id>")
+def detail(message_id: int):
+    """Permalink of one message: payload, errors, timings, routing, identifiers, actions."""
+    scope = current_scope()
+    message = queries.get_message(scope, message_id)
+    payload = None
+    errors = []
+    if scope.details:
+        payload = presenters.render_payload(
+            message.payload,
+            message.payload_format,
+            from_literal=bool((message.extra or {}).get("payload_is_python_repr")),
         )
-        .order_by(Message.received_at.desc(), Message.id.desc())
-        .limit(50)
-    ).all()
-    return render_template("messages/list.html", rows=rows)
+        errors = presenters.error_entries(message.error_message, message.traceback)
+    return render_template(
+        "messages/detail.html",
+        message=message,
+        m=presenters.summary(message, scope.details),
+        payload=payload,
+        errors=errors,
+        extra=(message.extra or {}) if scope.details else {},
+        scope=scope,
+    )
+
+
+@bp.get("/messages/<int:message_id>/payload")
+def download_payload(message_id: int):
+    """The raw payload exactly as received, as a download."""
+    scope = current_scope()
+    message = queries.get_message(scope, message_id)
+    if not scope.details:
+        abort(403, "Your access does not include message payloads.")
+    fmt = message.payload_format or "text"
+    filename = f"message-{message.id}.{presenters.EXTENSIONS.get(fmt, 'txt')}"
+    return Response(
+        message.payload or "",
+        mimetype=presenters.MIME_TYPES.get(fmt, "text/plain"),
+        headers={
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "Cache-Control": "private, no-store",
+        },
+    )
+
+
+@bp.get("/messages/<int:message_id>/trace")
+def trace(message_id: int):
+    """The pipeline around one message: ordered stages, failed and missing ones marked."""
+    scope = current_scope()
+    message = queries.get_message(scope, message_id)
+    result = queries.trace_message(scope, message)
+    return render_template(
+        "messages/trace.html",
+        message=message,
+        m=presenters.summary(message, scope.details),
+        trace=result,
+        stages=[
+            {
+                "number": s.number,
+                "message_type": s.message_type,
+                "state": s.state,
+                "attempts": [presenters.summary(r, scope.details) for r in s.attempts],
+            }
+            for s in result.stages
+        ],
+        related=[presenters.summary(r, scope.details) for r in result.related],
+        scope=scope,
+    )
+
+
+# ---- template helpers ---------------------------------------------------------------------------
+@bp.app_template_filter("utc")
+def format_utc(value: datetime | None, seconds: bool = True) -> str:
+    """A timestamp as UTC text (what the pages show; the API gives ISO 8601)."""
+    if value is None:
+        return ""
+    fmt = "%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M"
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC)
+    return value.strftime(fmt)
+
+
+@bp.app_template_filter("duration_ms")
+def format_duration(ms: int | None) -> str:
+    """A processing time in ms as short human text."""
+    if ms is None:
+        return ""
+    if ms < 1000:
+        return f"{ms} ms"
+    if ms < 60_000:
+        return f"{ms / 1000:.1f} s"
+    return f"{ms // 60_000} min {ms % 60_000 // 1000} s"
+
+
+@bp.app_template_filter("pretty_json")
+def format_pretty_json(value: object) -> str:
+    """Indented JSON as plain text (autoescaped like any other text)."""
+    return json.dumps(value, indent=2, ensure_ascii=False, default=repr)
+
+
+@bp.app_context_processor
+def _helpers():
+    return {"row_identifiers": presenters.row_identifiers, "short_hash": presenters.SHORT_HASH}

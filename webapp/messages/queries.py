@@ -1,0 +1,424 @@
+"""Reads of messages for pages, API, export and live pushes. Never commits.
+
+Every function takes the caller's `Scope` and applies it (the one permission gate, DESIGN §7),
+then the `MessageFilter`. Lists use keyset pagination on (received_at DESC, id DESC) with opaque
+cursors; counts stop at COUNT_CAP (a LIMIT subquery, never COUNT(*) over the table).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, literal, literal_column, or_, select, text, tuple_
+from werkzeug.exceptions import Forbidden, NotFound
+
+from models import Message
+
+from ..errors import InvalidFilter
+from ..extensions import db
+from .filters import MessageFilter
+
+#: Counts are exact up to here, then shown as "10,000+".
+COUNT_CAP = 10_000
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 500
+_BIGINT_MAX = 2**63 - 1
+
+#: Columns of a list row: everything but the payload, traceback and search text (can be large).
+SUMMARY_COLUMNS = (
+    Message.id,
+    Message.received_at,
+    Message.report_id,
+    Message.message_type,
+    Message.processing_start,
+    Message.processing_end,
+    Message.processing_ms,
+    Message.hash,
+    Message.payload_format,
+    Message.errored,
+    Message.error_message,
+    Message.exchange_name,
+    Message.routing_key,
+    Message.object_identifiers,
+    Message.instrument,
+    Message.investigation,
+    Message.dataset,
+    Message.dataset_id,
+    Message.visit_id,
+    Message.error_fingerprint,
+    Message.acknowledged_at,
+)
+
+#: Filters that reveal identifiers or error text: refused for metadata-only users.
+DETAIL_FILTERS = (
+    "instrument",
+    "investigation",
+    "dataset",
+    "dataset_id",
+    "visit_id",
+    "fingerprint",
+    "q",
+)
+
+
+# ---- cursors --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Cursor:
+    """A position in the (received_at DESC, id DESC) order and the direction to read from it."""
+
+    received_at: datetime
+    id: int
+    direction: str = "older"  # "older" (next page down) or "newer" (previous page)
+
+    def encode(self) -> str:
+        """Opaque URL-safe token."""
+        raw = f"{self.direction[0]}|{self.received_at.isoformat()}|{self.id}".encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, token: str) -> Cursor:
+        """The cursor of a token from `encode`; InvalidFilter (400) for anything else."""
+        try:
+            padded = token + "=" * (-len(token) % 4)
+            direction, moment, ident = (
+                base64.urlsafe_b64decode(padded.encode("ascii")).decode().split("|")
+            )
+            received_at = datetime.fromisoformat(moment)
+            message_id = int(ident)
+            if direction not in ("o", "n") or received_at.tzinfo is None:
+                raise ValueError(direction)
+            if not 0 <= message_id <= _BIGINT_MAX:
+                raise ValueError(message_id)
+        except (ValueError, UnicodeError, binascii.Error):
+            raise InvalidFilter(
+                "The page cursor is not valid (it may come from an old or edited link).",
+                field="cursor",
+            ) from None
+        return cls(received_at, message_id, "older" if direction == "o" else "newer")
+
+    @classmethod
+    def from_args(cls, args: Any) -> Cursor | None:
+        token = (args.get("cursor") or "").strip()
+        return cls.decode(token) if token else None
+
+
+def parse_limit(args: Any, default: int = DEFAULT_LIMIT) -> int:
+    """The `limit` query argument (1..MAX_LIMIT); InvalidFilter otherwise."""
+    raw = (args.get("limit") or "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        raise InvalidFilter(f"'limit' must be a number from 1 to {MAX_LIMIT}.", field="limit")
+    return int(raw)
+
+
+# ---- the gate -------------------------------------------------------------------------------------
+def check_filters_allowed(scope: Any, filters: MessageFilter) -> None:
+    """Metadata-only users may not filter by identifiers or error text (it would reveal them)."""
+    if scope.details:
+        return
+    used = [name for name in DETAIL_FILTERS if getattr(filters, name) is not None]
+    if used:
+        raise Forbidden(
+            f"Filtering by {', '.join(used)} needs a login with access to message details."
+        )
+
+
+def scoped(scope: Any, filters: MessageFilter | None, *columns: Any):
+    """`select(*columns)` over Message restricted by the scope and the filters."""
+    stmt = select(*columns).select_from(Message)
+    if filters is not None:
+        stmt = filters.apply(stmt)
+    return scope.apply(stmt, Message)
+
+
+# ---- lists ----------------------------------------------------------------------------------------
+@dataclass
+class MessagePage:
+    """One page of list rows plus the cursors of the neighbouring pages."""
+
+    rows: list[Any]
+    older: Cursor | None = None
+    newer: Cursor | None = None
+
+    @property
+    def is_first(self) -> bool:
+        return self.newer is None
+
+
+def list_messages(
+    scope: Any,
+    filters: MessageFilter,
+    cursor: Cursor | None = None,
+    limit: int = DEFAULT_LIMIT,
+) -> MessagePage:
+    """A page of summary rows, newest first, from `cursor` (one query)."""
+    order = (Message.received_at, Message.id)
+    stmt = scoped(scope, filters, *SUMMARY_COLUMNS)
+    newer = cursor is not None and cursor.direction == "newer"
+    if cursor is not None:
+        position = tuple_(literal(cursor.received_at), literal(cursor.id))
+        if newer:
+            # The redundant plain bound lets PostgreSQL prune partitions (row comparisons don't).
+            stmt = stmt.where(tuple_(*order) > position, Message.received_at >= cursor.received_at)
+        else:
+            stmt = stmt.where(tuple_(*order) < position, Message.received_at <= cursor.received_at)
+    if newer:
+        stmt = stmt.order_by(Message.received_at.asc(), Message.id.asc())
+    else:
+        stmt = stmt.order_by(Message.received_at.desc(), Message.id.desc())
+    rows = db.session.execute(stmt.limit(limit + 1)).all()
+    more = len(rows) > limit
+    if newer and not more:
+        # Back at the top: show a full first page (and switch live updates back on).
+        return list_messages(scope, filters, None, limit)
+    rows = rows[:limit]
+    if newer:
+        rows.reverse()
+    page = MessagePage(rows)
+    if not rows:
+        if cursor is not None:
+            # Nothing beyond the cursor: offer the way back.
+            other = "newer" if cursor.direction == "older" else "older"
+            setattr(page, other, Cursor(cursor.received_at, cursor.id, other))
+        return page
+    first, last = rows[0], rows[-1]
+    if (more and not newer) or newer:
+        page.older = Cursor(last.received_at, last.id, "older")
+    if (more and newer) or (cursor is not None and not newer):
+        page.newer = Cursor(first.received_at, first.id, "newer")
+    return page
+
+
+@dataclass(frozen=True)
+class Count:
+    """How many messages match, exact up to the cap."""
+
+    value: int
+    exact: bool
+
+    def __str__(self) -> str:
+        return f"{self.value:,}" if self.exact else f"{self.value:,}+"
+
+
+def count_messages(scope: Any, filters: MessageFilter, cap: int | None = None) -> Count:
+    """Matching rows, counted over a LIMIT cap+1 subquery (bounded work on any table size)."""
+    cap = COUNT_CAP if cap is None else cap
+    sub = scoped(scope, filters, literal_column("1").label("one")).limit(cap + 1).subquery()
+    value = db.session.execute(select(func.count()).select_from(sub)).scalar_one()
+    return Count(min(value, cap), value <= cap)
+
+
+def iter_messages(
+    scope: Any, filters: MessageFilter, chunk: int = 1000, columns: Sequence[Any] = SUMMARY_COLUMNS
+) -> Iterator[Any]:
+    """Every matching summary row, newest first, read in keyset chunks (for CSV export)."""
+    cursor: Cursor | None = None
+    while True:
+        stmt = scoped(scope, filters, *columns)
+        if cursor is not None:
+            stmt = stmt.where(
+                tuple_(Message.received_at, Message.id)
+                < tuple_(literal(cursor.received_at), literal(cursor.id)),
+                Message.received_at <= cursor.received_at,
+            )
+        stmt = stmt.order_by(Message.received_at.desc(), Message.id.desc()).limit(chunk)
+        rows = db.session.execute(stmt).all()
+        yield from rows
+        if len(rows) < chunk:
+            return
+        cursor = Cursor(rows[-1].received_at, rows[-1].id)
+
+
+#: A freshly written batch: (min id, max id, received from, received to). A writer commit shares
+#: one `received_at`, so the range usually prunes to one partition.
+BatchRange = tuple[int, int, datetime, datetime]
+
+
+def _batches_clause(batches: Sequence[BatchRange]) -> Any:
+    return or_(
+        *(
+            and_(Message.received_at.between(start, end), Message.id.between(low, high))
+            for low, high, start, end in batches
+        )
+    )
+
+
+def messages_in_batches(
+    scope: Any, filters: MessageFilter, batches: Sequence[BatchRange], limit: int = 100
+) -> list[Any]:
+    """Matching summary rows among freshly written batches, newest first (for live pushes)."""
+    if not batches:
+        return []
+    stmt = scoped(scope, filters, *SUMMARY_COLUMNS).where(_batches_clause(batches))
+    stmt = stmt.order_by(Message.received_at.desc(), Message.id.desc()).limit(limit)
+    return db.session.execute(stmt).all()
+
+
+def count_messages_in_batches(
+    scope: Any, filters: MessageFilter, batches: Sequence[BatchRange], cap: int = COUNT_CAP
+) -> int:
+    """How many messages of these batches match (bounded by `cap`)."""
+    if not batches:
+        return 0
+    sub = (
+        scoped(scope, filters, literal_column("1").label("one"))
+        .where(_batches_clause(batches))
+        .limit(cap)
+        .subquery()
+    )
+    return db.session.execute(select(func.count()).select_from(sub)).scalar_one()
+
+
+# ---- one message ----------------------------------------------------------------------------------
+def get_message(scope: Any, message_id: int) -> Message:
+    """The message with this id if the scope sees it; 404 otherwise (unknown or out of scope)."""
+    if not 0 < message_id <= _BIGINT_MAX:
+        raise NotFound(f"There is no message {message_id}.")
+    stmt = scope.apply(select(Message).where(Message.id == message_id), Message)
+    message = db.session.execute(stmt).scalar_one_or_none()
+    if message is None:
+        raise NotFound(f"There is no message {message_id} (or you may not see it).")
+    return message
+
+
+# ---- message types for the filter form ------------------------------------------------------------
+#: Types seen in real deployments (DESIGN §3), offered even before any arrived.
+KNOWN_TYPES = (
+    "dataset-ingestion",
+    "internal-dataset-ingestion",
+    "internal-statistics",
+    "internal-dataset-links",
+    "dataset-index",
+    "investigation-ops",
+    "proposal-sync",
+    "user-sync",
+    "unknown",
+)
+_TYPES_TTL = 60.0
+_types_cache: dict[str, Any] = {"at": 0.0, "types": ()}
+_types_lock = threading.Lock()
+
+# A loose index scan: one index probe per distinct type (per partition), not a table scan.
+_DISTINCT_TYPES = text(
+    """
+    WITH RECURSIVE t(message_type) AS (
+        (SELECT message_type FROM messages ORDER BY message_type LIMIT 1)
+        UNION ALL
+        SELECT (SELECT m.message_type FROM messages m WHERE m.message_type > t.message_type
+                ORDER BY m.message_type LIMIT 1)
+        FROM t WHERE t.message_type IS NOT NULL
+    )
+    SELECT message_type FROM t WHERE message_type IS NOT NULL LIMIT 500
+    """
+)
+
+
+def message_types() -> list[str]:
+    """Message types to offer in the filter (stored ones, cached for a minute, plus known ones)."""
+    now = time.monotonic()
+    with _types_lock:
+        if now - _types_cache["at"] < _TYPES_TTL:
+            stored = _types_cache["types"]
+        else:
+            stored = tuple(db.session.execute(_DISTINCT_TYPES).scalars())
+            _types_cache.update(at=now, types=stored)
+    return sorted(set(stored) | set(KNOWN_TYPES))
+
+
+# ---- trace ----------------------------------------------------------------------------------------
+#: Pipeline stages of one dataset, in order; stages sharing a number run in parallel.
+PIPELINE_STAGES = (
+    (1, "dataset-ingestion"),
+    (2, "internal-dataset-ingestion"),
+    (3, "internal-statistics"),
+    (3, "internal-dataset-links"),
+)
+_STAGE_TYPES = tuple(t for _, t in PIPELINE_STAGES)
+_TRACE_LIMIT = 500
+
+
+@dataclass
+class TraceStage:
+    """One pipeline stage: its attempts (oldest first) and its state."""
+
+    number: int
+    message_type: str
+    attempts: list[Any] = field(default_factory=list)
+
+    @property
+    def state(self) -> str:
+        """missing (no report), failed (the latest attempt errored) or ok."""
+        if not self.attempts:
+            return "missing"
+        return "failed" if self.attempts[-1].errored else "ok"
+
+
+@dataclass
+class Trace:
+    """The pipeline around one message: ordered stages plus related messages of other types."""
+
+    message: Any
+    stages: list[TraceStage]
+    related: list[Any]
+    truncated: bool = False
+
+    @property
+    def problems(self) -> list[TraceStage]:
+        return [s for s in self.stages if s.state != "ok"]
+
+
+def trace_message(scope: Any, message: Message) -> Trace:
+    """Stages linked to `message`: same hash, stage 1→2 by instrument+investigation+dataset, later
+    stages by dataset_id (DESIGN §6). At most four queries, each scoped."""
+    found: dict[int, Any] = {}
+
+    def fetch(condition) -> None:
+        stmt = scoped(scope, None, *SUMMARY_COLUMNS).where(condition)
+        stmt = stmt.order_by(Message.received_at.desc(), Message.id.desc()).limit(_TRACE_LIMIT)
+        for row in db.session.execute(stmt):
+            found.setdefault(row.id, row)
+
+    fetch(Message.id == message.id)
+    if message.hash:
+        fetch(Message.hash == message.hash)
+    seen_ids: set[str] = set()
+    seen_triples: set[tuple[str, str, str]] = set()
+    for _ in range(2):
+        # Links found in one round (a dataset id from stage 2, a triple from stage 1) feed the next.
+        triples = {
+            (r.instrument, r.investigation, r.dataset)
+            for r in found.values()
+            if r.message_type in _STAGE_TYPES[:2] and r.instrument and r.investigation and r.dataset
+        } - seen_triples
+        dataset_ids = {r.dataset_id for r in found.values() if r.dataset_id} - seen_ids
+        if not triples and not dataset_ids:
+            break
+        conditions = []
+        if triples:
+            conditions.append(
+                and_(
+                    Message.message_type.in_(_STAGE_TYPES[:2]),
+                    tuple_(Message.instrument, Message.investigation, Message.dataset).in_(
+                        sorted(triples)
+                    ),
+                )
+            )
+        if dataset_ids:
+            conditions.append(Message.dataset_id.in_(sorted(dataset_ids)))
+        fetch(or_(*conditions))
+        seen_triples |= triples
+        seen_ids |= dataset_ids
+    rows = sorted(found.values(), key=lambda r: (r.received_at, r.id))
+    stages = [
+        TraceStage(n, t, [r for r in rows if r.message_type == t]) for n, t in PIPELINE_STAGES
+    ]
+    related = [r for r in rows if r.message_type not in _STAGE_TYPES]
+    return Trace(message, stages, related, truncated=len(found) >= _TRACE_LIMIT)

@@ -1,0 +1,230 @@
+// Message pages: copy buttons, payload view toggle, clean filter URLs and live updates.
+// No data is ever turned into code: rows arrive as server-rendered (escaped) HTML fragments,
+// configuration comes from <script type="application/json">.
+(function () {
+  "use strict";
+
+  var LIVE_KEY = "pacer-live";
+
+  // ---- copy ------------------------------------------------------------------------------------
+  function copyText(text) {
+    if (navigator.clipboard && window.isSecureContext) {
+      return navigator.clipboard.writeText(text);
+    }
+    // Plain-http deployments: the clipboard API is unavailable, fall back to a hidden textarea.
+    return new Promise(function (resolve, reject) {
+      var area = document.createElement("textarea");
+      area.value = text;
+      area.setAttribute("readonly", "");
+      area.className = "offscreen";
+      document.body.appendChild(area);
+      area.select();
+      var ok = false;
+      try { ok = document.execCommand("copy"); } catch (e) { ok = false; }
+      document.body.removeChild(area);
+      if (ok) { resolve(); } else { reject(new Error("copy refused")); }
+    });
+  }
+
+  function flash(button, text) {
+    var original = button.getAttribute("data-label") || button.textContent;
+    button.setAttribute("data-label", original);
+    button.textContent = text;
+    button.classList.add("copied");
+    window.setTimeout(function () {
+      button.textContent = original;
+      button.classList.remove("copied");
+    }, 1200);
+  }
+
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-copy], [data-copy-target]");
+    if (!button) { return; }
+    var text = button.getAttribute("data-copy");
+    if (text === null) {
+      var target = document.getElementById(button.getAttribute("data-copy-target"));
+      text = target ? target.textContent : "";
+    }
+    copyText(text).then(
+      function () { flash(button, "Copied"); announce("Copied to the clipboard"); },
+      function () { flash(button, "Copy failed"); }
+    );
+  });
+
+  function announce(text) {
+    var region = document.getElementById("copy-status");
+    if (!region) {
+      region = document.createElement("div");
+      region.id = "copy-status";
+      region.className = "visually-hidden";
+      region.setAttribute("role", "status");
+      document.body.appendChild(region);
+    }
+    region.textContent = text;
+  }
+
+  // ---- payload: reformatted / as received ------------------------------------------------------
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-payload-view]");
+    if (!button) { return; }
+    var pretty = document.getElementById("payload-pretty");
+    var raw = document.getElementById("payload-raw");
+    if (!pretty || !raw) { return; }
+    var showRaw = raw.hidden;
+    raw.hidden = !showRaw;
+    pretty.hidden = showRaw;
+    button.setAttribute("aria-pressed", showRaw ? "true" : "false");
+    button.textContent = showRaw ? "Show reformatted" : "Show as received";
+  });
+
+  // ---- filters: leave empty fields out of the URL ----------------------------------------------
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (!form.matches("form.filters")) { return; }
+    Array.prototype.forEach.call(form.elements, function (el) {
+      if (el.name && !el.disabled && el.value === "" && el.tagName !== "BUTTON") {
+        el.disabled = true;
+      }
+    });
+    window.setTimeout(function () {
+      Array.prototype.forEach.call(form.elements, function (el) { el.disabled = false; });
+    }, 0);
+  });
+
+  // ---- live updates ----------------------------------------------------------------------------
+  function readConfig() {
+    var node = document.getElementById("live-config");
+    if (!node) { return null; }
+    try { return JSON.parse(node.textContent); } catch (e) { return null; }
+  }
+
+  function Live(config) {
+    this.config = config;
+    this.toggle = document.getElementById("live-toggle");
+    this.status = document.getElementById("live-status");
+    this.tbody = document.getElementById("message-rows");
+    this.counter = document.getElementById("message-count");
+    this.socket = null;
+    this.retry = 0;
+    this.timer = null;
+    this.wanted = false;
+  }
+
+  Live.prototype.setStatus = function (text, state) {
+    if (this.status) {
+      this.status.textContent = text;
+      this.status.setAttribute("data-state", state);
+    }
+  };
+
+  Live.prototype.start = function () {
+    var self = this;
+    var saved = null;
+    try { saved = localStorage.getItem(LIVE_KEY); } catch (e) { saved = null; }
+    this.toggle.checked = saved !== "off";
+    this.toggle.addEventListener("change", function () {
+      try { localStorage.setItem(LIVE_KEY, self.toggle.checked ? "on" : "off"); } catch (e) { /* ignore */ }
+      if (self.toggle.checked) { self.connect(); } else { self.disconnect("off"); }
+    });
+    if (this.toggle.checked) { this.connect(); } else { this.setStatus("off", "off"); }
+  };
+
+  Live.prototype.url = function () {
+    var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
+    return scheme + window.location.host + this.config.url;
+  };
+
+  Live.prototype.connect = function () {
+    var self = this;
+    this.wanted = true;
+    window.clearTimeout(this.timer);
+    if (this.socket) { return; }
+    this.setStatus(this.retry ? "reconnecting…" : "connecting…", "connecting");
+    var socket;
+    try { socket = new WebSocket(this.url()); } catch (e) { this.schedule(); return; }
+    this.socket = socket;
+    socket.addEventListener("message", function (event) { self.onMessage(event.data); });
+    socket.addEventListener("close", function () {
+      if (self.socket === socket) { self.socket = null; }
+      if (self.wanted) { self.schedule(); }
+    });
+  };
+
+  Live.prototype.schedule = function () {
+    var self = this;
+    // Exponential backoff with jitter, capped at 30 s.
+    var delay = Math.min(30000, 1000 * Math.pow(2, this.retry)) * (0.75 + Math.random() * 0.5);
+    this.retry = Math.min(this.retry + 1, 5);
+    this.setStatus("disconnected, retrying in " + Math.round(delay / 1000) + " s", "retrying");
+    this.timer = window.setTimeout(function () { self.connect(); }, delay);
+  };
+
+  Live.prototype.disconnect = function (state) {
+    this.wanted = false;
+    window.clearTimeout(this.timer);
+    if (this.socket) { this.socket.close(); this.socket = null; }
+    this.setStatus(state, state);
+  };
+
+  Live.prototype.onMessage = function (data) {
+    var message;
+    try { message = JSON.parse(data); } catch (e) { return; }
+    if (message.type === "hello") {
+      this.retry = 0;
+      this.setStatus("live", "live");
+    } else if (message.type === "messages") {
+      this.insert(message);
+    } else if (message.type === "gap") {
+      this.setStatus("live (some updates were missed: reload to see everything)", "gap");
+    } else if (message.type === "error") {
+      this.disconnect("error");
+      this.setStatus("live updates stopped: " + message.message, "error");
+    }
+  };
+
+  Live.prototype.insert = function (message) {
+    var template = document.createElement("template");
+    template.innerHTML = message.html;
+    var fresh = [];
+    var tbody = this.tbody;
+    Array.prototype.forEach.call(template.content.querySelectorAll("tr[data-id]"), function (row) {
+      if (!tbody.querySelector('tr[data-id="' + row.getAttribute("data-id") + '"]')) {
+        row.classList.add("fresh");
+        fresh.push(row);
+      }
+    });
+    if (!fresh.length) { return; }
+    var empty = tbody.querySelector("tr.empty");
+    if (empty) { empty.remove(); }
+    for (var i = fresh.length - 1; i >= 0; i--) { tbody.insertBefore(fresh[i], tbody.firstChild); }
+    var added = message.truncated ? message.total : fresh.length;
+    this.bump(added);
+    if (message.truncated) {
+      this.setStatus("live: " + message.total + " new messages, the newest " + fresh.length + " shown", "live");
+    }
+    window.setTimeout(function () {
+      fresh.forEach(function (row) { row.classList.remove("fresh"); });
+    }, 4000);
+  };
+
+  Live.prototype.bump = function (added) {
+    if (!this.counter || this.counter.getAttribute("data-exact") !== "true") { return; }
+    var value = parseInt(this.counter.getAttribute("data-count"), 10) + added;
+    if (value > 10000) {
+      this.counter.setAttribute("data-exact", "false");
+      this.counter.textContent = "10,000+";
+    } else {
+      this.counter.setAttribute("data-count", String(value));
+      this.counter.textContent = value.toLocaleString("en-US");
+    }
+  };
+
+  document.addEventListener("DOMContentLoaded", function () {
+    var config = readConfig();
+    if (config && config.enabled && document.getElementById("live-toggle") && window.WebSocket) {
+      var live = new Live(config);
+      live.start();
+      window.pacerLive = live;
+    }
+  });
+})();
