@@ -168,6 +168,10 @@ def test_message_detail(who, key):
         assert f"ERRTEXTMARK{key}" in text
     else:
         assert response.status_code in (200, 302, 401, 403)
+    if response.status_code == 200:
+        # The actions partial offers exactly the actions this user may take on this message.
+        assert ('data-action="acknowledge"' in text) == (key in ACK[who.name])
+        assert ('data-action="reingest"' in text) == (key in REINGEST[who.name])
 
 
 @pytest.mark.parametrize("key", ["A", "C"])
