@@ -35,6 +35,7 @@ MIN_PUSH_INTERVAL = 0.5
 MAX_ROWS_PER_PUSH = 100
 KEEPALIVE_SECONDS = 25.0
 _WAIT_SECONDS = 1.0
+LISTEN_READY_SECONDS = 5.0
 
 
 @sock.route("/ws/messages", bp=bp)
@@ -53,6 +54,9 @@ def messages_socket(ws):
     hub = get_hub(_listen_dsn())
     sub = hub.subscribe()
     try:
+        # "hello" promises every later commit: only send it once LISTEN is in place.
+        if not hub.listening.wait(LISTEN_READY_SECONDS):
+            logger.warning("live: LISTEN not ready after %s s", LISTEN_READY_SECONDS)
         ws.send(json.dumps({"type": "hello"}))
         _serve(ws, sub, filters, user_id)
     except ConnectionClosed:
@@ -111,7 +115,7 @@ def _push(batches: list[Batch], filters: MessageFilter, user_id: int | None) -> 
             queries.count_messages_in_batches(scope, filters, ranges) if truncated else len(rows)
         )
         items = [presenters.summary(r, scope.details) for r in rows]
-        html = render_template("messages/_rows.html", rows=items, page=None, filters=filters)
+        html = render_template("messages/_rows.html", rows=items, page=None)
         return {
             "type": "messages",
             "html": html,

@@ -416,7 +416,10 @@ def trace_message(scope: Any, message: Message) -> Trace:
         fetch(or_(*conditions))
         seen_triples |= triples
         seen_ids |= dataset_ids
-    rows = sorted(found.values(), key=lambda r: (r.received_at, r.id))
+    # Attempts in processing order (a retry after a failure comes after it), then arrival.
+    rows = sorted(
+        found.values(), key=lambda r: (r.processing_start or r.received_at, r.received_at, r.id)
+    )
     stages = [
         TraceStage(n, t, [r for r in rows if r.message_type == t]) for n, t in PIPELINE_STAGES
     ]

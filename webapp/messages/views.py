@@ -22,14 +22,19 @@ def index():
     queries.check_filters_allowed(scope, filters)
     page = queries.list_messages(scope, filters, cursor, limit)
     rows = [presenters.summary(r, scope.details) for r in page.rows]
+    # What every link of this page keeps: the filters and a non-default page size.
+    nav_args = filters.url_args()
+    if limit != queries.DEFAULT_LIMIT:
+        nav_args["limit"] = limit
     if request.headers.get("HX-Request") and request.args.get("fragment") == "rows":
         # Infinite scroll asks for the next rows only.
-        return render_template("messages/_rows.html", rows=rows, page=page, filters=filters)
+        return render_template("messages/_rows.html", rows=rows, page=page, nav_args=nav_args)
     return render_template(
         "messages/list.html",
         rows=rows,
         page=page,
         filters=filters,
+        nav_args=nav_args,
         count=queries.count_messages(scope, filters),
         message_types=queries.message_types(),
         statuses=STATUSES,
