@@ -165,3 +165,35 @@ def test_import_has_no_side_effects():
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
     )
     assert proc.stdout.strip() == "ok", proc.stderr
+
+
+def test_trusted_proxies_enable_proxy_fix(app):
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    from webapp import create_app
+
+    s = Settings.from_env(
+        environ={**os.environ, **BASE, "TRUSTED_PROXIES": "1", "ENVIRONMENT": "testing"}
+    )
+    proxied = create_app(s)
+    assert isinstance(proxied.wsgi_app, ProxyFix)
+    seen = {}
+
+    @proxied.get("/_proxy_probe")
+    def probe():
+        from flask import request, url_for
+
+        seen["url"] = url_for("probe", _external=True)
+        seen["remote"] = request.remote_addr
+        return ""
+
+    proxied.test_client().get(
+        "/_proxy_probe",
+        headers={
+            "X-Forwarded-Proto": "https",
+            "X-Forwarded-Host": "dash.example.org",
+            "X-Forwarded-For": "10.1.2.3",
+        },
+    )
+    assert seen == {"url": "https://dash.example.org/_proxy_probe", "remote": "10.1.2.3"}
+    assert not isinstance(app.wsgi_app, ProxyFix)  # off by default

@@ -55,6 +55,13 @@ def create_app(
     if overrides:
         app.config.update(overrides)
     app.extensions["settings"] = settings
+    if settings.TRUSTED_PROXIES:
+        # Behind an HTTPS reverse proxy: take scheme/host/client from X-Forwarded-* so the OIDC
+        # callback URL and secure cookies are right.
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        n = settings.TRUSTED_PROXIES
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n)
 
     from .extensions import db, migrate, sock
 

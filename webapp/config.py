@@ -95,6 +95,8 @@ class Settings:
     SSO_SCOPES: str = "openid email profile"
     ADMIN_GROUP: str = "Administrator"
     SESSION_COOKIE_SECURE: bool = False
+    #: Reverse proxies in front of gunicorn whose X-Forwarded-* headers are trusted (0 = none).
+    TRUSTED_PROXIES: int = 0
     # RabbitMQ
     RMQ_PROTOCOL: str = "amqp"
     RMQ_HOST: str = ""
@@ -248,6 +250,7 @@ _LIMITS: dict[str, tuple[int | None, int | None]] = {
     "INVESTIGATION_CHECK_WINDOW_DAYS": (1, 3650),
     "REINGEST_RATE_PER_SECOND": (1, 10_000),
     "PUBLISH_CONFIRM_TIMEOUT": (1, 600),
+    "TRUSTED_PROXIES": (0, 10),
 }
 _URLS = {"SSO_SERVER_URL", "ICAT_SERVER_URL", "PANOSC_API_URL"}
 _CRONS = {"PARTITIONS_CRON", "INVESTIGATION_CHECKS_CRON"}
