@@ -13,6 +13,7 @@ TASK_MODULES = [
     "tasks.partitions",
     "tasks.maintenance",
     "tasks.actions",
+    "tasks.investigations",
 ]
 
 
@@ -61,6 +62,11 @@ def build(settings: Any) -> dict[str, Any]:
                 "task": "tasks.maintenance.prune_receipts",
                 "schedule": crontab(minute="7", hour="*"),
                 "options": {"expires": 3000},
+            },
+            "investigation-checks": {
+                "task": "tasks.investigations.run_checks",
+                "schedule": _cron(settings.INVESTIGATION_CHECKS_CRON),
+                "options": {"expires": 6 * 3600},
             },
             "beat-heartbeat": {
                 "task": "tasks.maintenance.beat_heartbeat",

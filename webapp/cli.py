@@ -140,3 +140,6 @@ def register(app: Flask) -> None:
     from .auth.cli import users_cli
 
     app.cli.add_command(users_cli)
+    from .investigations.cli import investigations_cli
+
+    app.cli.add_command(investigations_cli)
