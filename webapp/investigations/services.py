@@ -263,11 +263,15 @@ class _Run:
         except IcatUnavailable as exc:
             raise TransientCheckError(str(exc), self.result) from exc
         rows = self._rows_for({(i.name, i.visit_id) for i in listed})
+        # Decide before the first commit (a commit expires the loaded rows).
+        to_check = []
         for inv in listed:
             row = rows.get((inv.name, inv.visit_id))
             if row is not None and row.status in FINAL_STATUSES:
                 self.result.already_final += 1
-                continue
+            else:
+                to_check.append((inv, row))
+        for inv, row in to_check:
             self.check(inv, row)
         listed_keys = {(i.name, i.visit_id) for i in listed}
         # Open checks whose window passed since the last run: ICAT no longer lists them.
@@ -498,6 +502,7 @@ def run_checks(
     finally:
         publisher.close()
         gateway.close()
+        pss.close()
         if dry_run:
             session.rollback()
     problem = run.transient_problem()
