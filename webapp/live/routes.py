@@ -2,7 +2,8 @@
 
 Protocol (server → client, JSON text frames):
   {"type": "hello"}                                   connected, filters accepted
-  {"type": "messages", "html": "<tr>…", "ids": [...], "total": n, "truncated": bool}
+  {"type": "messages", "html": "<tr>…", "ids": [...], "total": n, "truncated": bool,
+   "sent_at": epoch seconds}
   {"type": "gap"}                                     some updates may have been missed
   {"type": "ping"}                                    keep-alive (every 25 s when idle)
   {"type": "error", "message": "..."}                 then the server closes the socket
@@ -122,6 +123,7 @@ def _push(batches: list[Batch], filters: MessageFilter, user_id: int | None) -> 
             "ids": [r.id for r in rows],
             "total": total,
             "truncated": truncated,
+            "sent_at": time.time(),
         }
     finally:
         # Never hold a pooled connection (or a transaction) between pushes.
