@@ -180,11 +180,13 @@ def _write(
             unique.setdefault(report.report_id, report)
         new_ids: set[str] = set()
         if unique:
+            # Sorted: two workers inserting the same ids (a redelivery racing its original) then
+            # take the row locks in the same order and wait for each other instead of deadlocking.
             rows = psycopg2.extras.execute_values(
                 cur,
                 "INSERT INTO report_receipts (report_id, received_at) VALUES %s "
                 "ON CONFLICT DO NOTHING RETURNING report_id",
-                [(rid, received_at) for rid in unique],
+                [(rid, received_at) for rid in sorted(unique)],
                 page_size=len(unique),
                 fetch=True,
             )
