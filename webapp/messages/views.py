@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from flask import Response, abort, render_template, request, url_for
+from flask import Response, abort, render_template, request, send_from_directory, url_for
 
 from ..auth.scope import current_scope
 from . import bp, presenters, queries
@@ -114,6 +114,14 @@ def trace(message_id: int):
         ],
         related=[presenters.summary(r, scope.details) for r in result.related],
         scope=scope,
+    )
+
+
+@bp.get("/favicon.ico")
+def favicon():
+    """Browsers ask for it on every page; answer instead of logging a 404."""
+    return send_from_directory(
+        bp.root_path + "/../static/img", "favicon.svg", mimetype="image/svg+xml", max_age=86400
     )
 
 

@@ -130,8 +130,10 @@
   };
 
   Live.prototype.url = function () {
+    // Flask builds an absolute ws:// URL; behind a TLS proxy the page's own origin is what counts.
+    var target = new URL(this.config.url, window.location.href);
     var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
-    return scheme + window.location.host + this.config.url;
+    return scheme + window.location.host + target.pathname + target.search;
   };
 
   Live.prototype.connect = function () {
