@@ -1,0 +1,163 @@
+"""Screenshots of the message list, detail and trace pages from demo data, for the README.
+
+    set -a; . .run/env; set +a; .venv/bin/python scripts/screenshots.py [--out docs/screenshots]
+
+Uses the running PostgreSQL (`make services`) and the system Chromium: creates a throwaway
+database, migrates it, seeds demo reports (`flask demo seed`), serves it with gunicorn, takes the
+screenshots in the light and dark themes, then stops gunicorn and drops the database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg2
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run"]
+
+
+def _admin_conn():
+    conn = psycopg2.connect(
+        host=os.environ["POSTGRES_HOST"],
+        port=os.environ.get("POSTGRES_PORT", "5432"),
+        user=os.environ.get("POSTGRES_USER", "pacer-dashboard"),
+        password=os.environ.get("POSTGRES_PASSWORD", ""),
+        dbname="postgres",
+    )
+    conn.autocommit = True
+    return conn
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_port(port: int, proc: subprocess.Popen, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit("gunicorn exited early")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise SystemExit("gunicorn did not start")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
+    parser.add_argument("--count", type=int, default=600)
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    db_name = f"pd_screens_{os.getpid()}"
+    env = {
+        **os.environ,
+        "POSTGRES_DB": db_name,
+        "DISABLED_AUTH": "true",
+        "ENVIRONMENT": "testing",
+        "FLASK_APP": "wsgi",
+        "SECRET_KEY": "screenshots-only",
+    }
+    admin = _admin_conn()
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{db_name}"')
+    gunicorn = None
+    try:
+        flask = [str(BIN / "flask")]
+        for command in (
+            ["db", "upgrade"],
+            ["partitions", "create"],
+            ["demo", "seed", "--count", str(args.count), "--days", "2"],
+        ):
+            subprocess.run(flask + command, env=env, cwd=ROOT, check=True)  # noqa: S603
+        port = _free_port()
+        gunicorn = subprocess.Popen(  # noqa: S603
+            [
+                str(BIN / "gunicorn"),
+                "-k",
+                "gthread",
+                "--threads",
+                "4",
+                "-w",
+                "1",
+                "-b",
+                f"127.0.0.1:{port}",
+                "wsgi:app",
+            ],
+            env=env,
+            cwd=ROOT,
+        )
+        _wait_port(port, gunicorn)
+        _shoot(f"http://127.0.0.1:{port}", out, db_name)
+    finally:
+        if gunicorn is not None:
+            gunicorn.terminate()
+            gunicorn.wait(10)
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+        admin.close()
+
+
+def _pick_message(db_name: str) -> int:
+    """An errored internal stage of a complete 4-stage pipeline: a telling detail and trace."""
+    conn = psycopg2.connect(
+        host=os.environ["POSTGRES_HOST"],
+        port=os.environ.get("POSTGRES_PORT", "5432"),
+        user=os.environ.get("POSTGRES_USER", "pacer-dashboard"),
+        password=os.environ.get("POSTGRES_PASSWORD", ""),
+        dbname=db_name,
+    )
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT m.id FROM messages m WHERE m.errored AND m.message_type IN "
+                "('internal-dataset-ingestion', 'internal-statistics') AND (SELECT count(*) "
+                "FROM messages o WHERE o.hash = m.hash) = 4 ORDER BY m.id LIMIT 1"
+            )
+            row = cur.fetchone()
+            if row is None:
+                cur.execute("SELECT id FROM messages WHERE errored ORDER BY id LIMIT 1")
+                row = cur.fetchone()
+            return row[0]
+    finally:
+        conn.close()
+
+
+def _shoot(url: str, out: Path, db_name: str) -> None:
+    from playwright.sync_api import sync_playwright
+
+    message_id = _pick_message(db_name)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=os.environ.get("CHROMIUM", "/usr/bin/chromium"), args=CHROMIUM_ARGS
+        )
+        for scheme in ("light", "dark"):
+            page = browser.new_page(viewport={"width": 1440, "height": 900}, color_scheme=scheme)
+            suffix = "" if scheme == "light" else "-dark"
+            page.goto(url + "/")
+            page.wait_for_selector("#live-status[data-state=live]")
+            page.screenshot(path=str(out / f"list{suffix}.png"))
+            page.goto(f"{url}/messages/{message_id}")
+            page.screenshot(path=str(out / f"detail{suffix}.png"), full_page=True)
+            page.goto(f"{url}/messages/{message_id}/trace")
+            page.screenshot(path=str(out / f"trace{suffix}.png"), full_page=True)
+            page.close()
+        browser.close()
+    print(f"screenshots written to {out}")  # noqa: T201
+
+
+if __name__ == "__main__":
+    main()
