@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 
-from flask import Response, abort, render_template, request, send_from_directory, url_for
+from flask import (
+    Response,
+    abort,
+    current_app,
+    render_template,
+    request,
+    send_from_directory,
+    url_for,
+)
 
 from ..auth.scope import current_scope
 from . import bp, presenters, queries
@@ -121,7 +130,10 @@ def trace(message_id: int):
 def favicon():
     """Browsers ask for it on every page; answer instead of logging a 404."""
     return send_from_directory(
-        bp.root_path + "/../static/img", "favicon.svg", mimetype="image/svg+xml", max_age=86400
+        Path(current_app.static_folder, "img"),
+        "favicon.svg",
+        mimetype="image/svg+xml",
+        max_age=86400,
     )
 
 
