@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, Index, PrimaryKeyConstraint, Text
+from sqlalchemy import BigInteger, DateTime, Index, PrimaryKeyConstraint, Text, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base
@@ -30,6 +31,12 @@ class MessageStat(Base):
     max_processing_ms: Mapped[int] = mapped_column(BigInteger)
     #: Messages that had a processing time (the denominator of the mean).
     timed: Mapped[int] = mapped_column(BigInteger)
+    #: Counts of the timed messages per log-spaced processing-time bin
+    #: (webapp.stats.histogram.EDGES_MS: index i counts `width_bucket(ms, EDGES_MS) = i`), so
+    #: percentiles come from the rollups. Shorter arrays mean zeros for the missing bins.
+    processing_histogram: Mapped[list[int]] = mapped_column(
+        ARRAY(BigInteger), server_default=text("'{}'::bigint[]")
+    )
 
 
 class ErrorGroup(Base):
@@ -46,5 +53,40 @@ class ErrorGroup(Base):
     first_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     count: Mapped[int] = mapped_column(BigInteger)
+    sample_message_id: Mapped[int] = mapped_column(BigInteger)
+    sample_error: Mapped[str] = mapped_column(Text)
+
+
+class ErrorGroupStat(Base):
+    """Errors per (error group, hour, message type, instrument): the errors page and the top
+    groups of /stats read this, restricted by the user's scope and the filters, never `messages`.
+
+    Maintained in the batch transaction; `acknowledged` is kept right by the trigger
+    `messages_ack_rollup` when messages are (un-)acknowledged (migration `stats_rollups`).
+    """
+
+    __tablename__ = "error_group_stats"
+    __table_args__ = (
+        PrimaryKeyConstraint(
+            "fingerprint", "bucket", "message_type", "instrument", name="pk_error_group_stats"
+        ),
+        Index("ix_error_group_stats_bucket", "bucket"),
+        Index("ix_error_group_stats_message_type_bucket", "message_type", "bucket"),
+    )
+
+    fingerprint: Mapped[str] = mapped_column(Text)
+    #: Start of the hour (UTC) of `received_at`.
+    bucket: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    message_type: Mapped[str] = mapped_column(Text)
+    #: Lower-cased instrument; '' when the message has none.
+    instrument: Mapped[str] = mapped_column(Text)
+    #: Errored messages with this fingerprint.
+    count: Mapped[int] = mapped_column(BigInteger)
+    #: How many of them are acknowledged now.
+    acknowledged: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    first_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    #: Smallest message id of the row, and its error text: a sample inside any scope that sees
+    #: this row (the global sample of `error_groups` may lie outside a restricted user's scope).
     sample_message_id: Mapped[int] = mapped_column(BigInteger)
     sample_error: Mapped[str] = mapped_column(Text)

@@ -110,6 +110,7 @@ DATA_TABLES = (
     "quarantined_reports",
     "message_stats",
     "error_groups",
+    "error_group_stats",
     "heartbeats",
     "audit_log",
     "user_groups",

@@ -317,9 +317,16 @@ def _plain_headers(headers: dict[str, Any] | None) -> dict[str, Any]:
     return json.loads(json.dumps(headers or {}, default=str))
 
 
+def _hour(received_at: datetime) -> datetime:
+    """The hourly rollup bucket (UTC) of a receive time, as `flask rollups rebuild` computes it."""
+    return received_at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
 def _upsert_stats(cur, reports: list[ParsedReport], received_at: datetime) -> None:
-    bucket = received_at.replace(minute=0, second=0, microsecond=0)
-    agg: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
+    from webapp.stats.histogram import BINS, bin_of, trim
+
+    bucket = _hour(received_at)
+    agg: dict[tuple[str, str], list] = defaultdict(lambda: [0, 0, 0, 0, 0, [0] * BINS])
     for r in reports:
         a = agg[(r.message_type, r.instrument or "")]
         a[0] += 1
@@ -328,17 +335,23 @@ def _upsert_stats(cur, reports: list[ParsedReport], received_at: datetime) -> No
             a[2] += r.processing_ms
             a[3] = max(a[3], r.processing_ms)
             a[4] += 1
+            a[5][bin_of(r.processing_ms)] += 1
     psycopg2.extras.execute_values(
         cur,
         "INSERT INTO message_stats (bucket, message_type, instrument, total, errored, "
-        "sum_processing_ms, max_processing_ms, timed) VALUES %s "
+        "sum_processing_ms, max_processing_ms, timed, processing_histogram) VALUES %s "
         "ON CONFLICT (bucket, message_type, instrument) DO UPDATE SET "
         "total = message_stats.total + EXCLUDED.total, "
         "errored = message_stats.errored + EXCLUDED.errored, "
         "sum_processing_ms = message_stats.sum_processing_ms + EXCLUDED.sum_processing_ms, "
         "max_processing_ms = GREATEST(message_stats.max_processing_ms, EXCLUDED.max_processing_ms), "
-        "timed = message_stats.timed + EXCLUDED.timed",
-        [(bucket, t, i, *v) for (t, i), v in sorted(agg.items())],
+        "timed = message_stats.timed + EXCLUDED.timed, "
+        # Element-wise sum; unnest pads the shorter array with NULLs.
+        "processing_histogram = ARRAY(SELECT coalesce(a, 0) + coalesce(b, 0) FROM unnest("
+        "message_stats.processing_histogram, EXCLUDED.processing_histogram) "
+        "WITH ORDINALITY AS h(a, b, i) ORDER BY i)",
+        [(bucket, t, i, *v[:5], trim(v[5])) for (t, i), v in sorted(agg.items())],
+        template="(%s, %s, %s, %s, %s, %s, %s, %s, %s::bigint[])",
     )
 
 
@@ -346,10 +359,21 @@ def _upsert_error_groups(
     cur, reports: list[ParsedReport], ids: dict[str, int], received_at: datetime
 ) -> None:
     groups: dict[str, list] = {}
+    # Per (fingerprint, type, instrument) of this batch's hour: what scoped views aggregate.
+    scoped: dict[tuple[str, str, str], list] = {}
     for r in reports:
         cause = r.error_cause
         if cause is None:
             continue
+        message_id = ids[r.report_id]
+        key = (cause.fingerprint, r.message_type, r.instrument or "")
+        row = scoped.get(key)
+        if row is None:
+            scoped[key] = [1, message_id, cause.text]
+        else:
+            row[0] += 1
+            if message_id < row[1]:
+                row[1], row[2] = message_id, cause.text
         if cause.fingerprint in groups:
             groups[cause.fingerprint][5] += 1
             continue
@@ -360,7 +384,7 @@ def _upsert_error_groups(
             cause.exception_class,
             cause.normalized_text,
             1,
-            ids[r.report_id],
+            message_id,
             cause.text,
         ]
     if not groups:
@@ -374,6 +398,27 @@ def _upsert_error_groups(
         "last_seen_at = GREATEST(error_groups.last_seen_at, EXCLUDED.last_seen_at)",
         [(*g, received_at, received_at) for _, g in sorted(groups.items())],
         template="(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+    )
+    bucket = _hour(received_at)
+    psycopg2.extras.execute_values(
+        cur,
+        "INSERT INTO error_group_stats (fingerprint, bucket, message_type, instrument, count, "
+        "acknowledged, first_seen_at, last_seen_at, sample_message_id, sample_error) VALUES %s "
+        "ON CONFLICT (fingerprint, bucket, message_type, instrument) DO UPDATE SET "
+        "count = error_group_stats.count + EXCLUDED.count, "
+        "first_seen_at = LEAST(error_group_stats.first_seen_at, EXCLUDED.first_seen_at), "
+        "last_seen_at = GREATEST(error_group_stats.last_seen_at, EXCLUDED.last_seen_at), "
+        # The sample is the row's smallest message id (what a rebuild picks), whatever the
+        # order in which concurrent batches commit.
+        "sample_error = CASE WHEN EXCLUDED.sample_message_id < "
+        "error_group_stats.sample_message_id THEN EXCLUDED.sample_error "
+        "ELSE error_group_stats.sample_error END, "
+        "sample_message_id = LEAST(error_group_stats.sample_message_id, "
+        "EXCLUDED.sample_message_id)",
+        [
+            (fp, bucket, t, i, n, 0, received_at, received_at, sample_id, sample)
+            for (fp, t, i), (n, sample_id, sample) in sorted(scoped.items())
+        ],
     )
 
 
