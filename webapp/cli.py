@@ -143,3 +143,6 @@ def register(app: Flask) -> None:
     from .investigations.cli import investigations_cli
 
     app.cli.add_command(investigations_cli)
+    from .stats.cli import rollups_cli
+
+    app.cli.add_command(rollups_cli)

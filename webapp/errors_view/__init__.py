@@ -1,5 +1,7 @@
-"""errors_view area (blueprint)."""
+"""errors_view area: `/errors` and `/api/v1/error-groups` (error groups from the rollups)."""
 
 from flask import Blueprint
 
 bp = Blueprint("errors_view", __name__)
+
+from . import routes  # noqa: E402,F401

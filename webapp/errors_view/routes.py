@@ -1,0 +1,75 @@
+"""`/errors` and `/api/v1/error-groups`: errors grouped by cause, in the user's scope.
+
+Reads come from webapp.stats.queries (the rollups); bulk acknowledge / re-ingest of a group are
+the actions area's endpoints (`actions.bulk_acknowledge`, `actions.bulk_reingest`), reached with
+the group's fingerprint and this page's filter: they show the exact preview count and ask for a
+confirmation.
+"""
+
+from __future__ import annotations
+
+from flask import jsonify, render_template, request
+
+from ..auth.scope import current_scope
+from ..errors import InvalidFilter
+from ..stats import queries
+from ..stats.filters import RANGES
+from ..stats.routes import parse_filter
+from . import bp
+
+DEFAULT_LIMIT = 100
+
+
+def _limit() -> int:
+    raw = (request.args.get("limit") or "").strip()
+    if not raw:
+        return DEFAULT_LIMIT
+    if not raw.isdigit() or not 1 <= int(raw) <= queries.MAX_GROUPS:
+        raise InvalidFilter(
+            f"limit must be a number from 1 to {queries.MAX_GROUPS}.", field="limit"
+        )
+    return int(raw)
+
+
+def _pairs(args: dict) -> list[tuple[str, str]]:
+    out = []
+    for key, value in args.items():
+        for item in value if isinstance(value, list) else [value]:
+            out.append((key, item))
+    return out
+
+
+@bp.get("/errors")
+def index():
+    scope = current_scope()
+    flt = parse_filter(scope)
+    groups = queries.error_groups(scope, flt, limit=_limit())
+    sparklines = queries.group_series(scope, flt, [g.fingerprint for g in groups])
+    return render_template(
+        "errors/index.html",
+        groups=groups,
+        flt=flt,
+        ranges=list(RANGES),
+        types=queries.message_types(scope, flt),
+        details=scope.details,
+        list_args=flt.message_args(),
+        action_fields=_pairs(flt.message_args()),
+        can_acknowledge=scope.can_acknowledge(),
+        can_reingest=scope.details and scope.can_reingest(),
+        sparklines=sparklines,
+    )
+
+
+@bp.get("/api/v1/error-groups")
+def api_error_groups():
+    """Error groups in scope and filter, most frequent first (JSON)."""
+    scope = current_scope()
+    flt = parse_filter(scope)
+    groups = queries.error_groups(scope, flt, limit=_limit())
+    return jsonify(
+        {
+            "filter": flt.as_json(),
+            "source": "rollups" if queries.answers_from_rollups(scope) else "messages",
+            "items": [g.as_json(scope.details) for g in groups],
+        }
+    )

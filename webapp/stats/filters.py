@@ -1,0 +1,136 @@
+"""Filters of /stats, /errors and their APIs: type, instrument, time range, acknowledged.
+
+Parsed with the message list's own parser (webapp.messages.filters.MessageFilter: same argument
+names, same 400s), so the links from here to the message list and to the bulk actions carry the
+same filter. Only what the rollups can answer is accepted; the time range is applied at hour
+precision (the rollup bucket): `since` is rounded down and `until` up to the hour.
+
+`range` (`24h`, `7d`, `30d`, `90d`, `365d`, `all`) picks a window ending now when neither `since`
+nor `until` is given; the default is DEFAULT_RANGE.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from ..errors import InvalidFilter
+from ..messages.filters import MessageFilter
+
+RANGES: dict[str, timedelta | None] = {
+    "24h": timedelta(hours=24),
+    "7d": timedelta(days=7),
+    "30d": timedelta(days=30),
+    "90d": timedelta(days=90),
+    "365d": timedelta(days=365),
+    "all": None,
+}
+DEFAULT_RANGE = "30d"
+#: Arguments of the message filter that the rollups have no dimension for.
+UNSUPPORTED = (
+    "status",
+    "investigation",
+    "dataset",
+    "dataset_id",
+    "visit_id",
+    "hash",
+    "id",
+    "routing_key",
+    "payload_format",
+    "q",
+)
+#: Before any real data (an "all" range still needs a lower bound for the SQL).
+EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def floor_hour(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def ceil_hour(moment: datetime) -> datetime:
+    floor = floor_hour(moment)
+    return floor if floor == moment else floor + timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class StatsFilter:
+    types: tuple[str, ...] = ()
+    instrument: str | None = None
+    #: Hour-aligned [since, until) in UTC.
+    since: datetime = EPOCH
+    until: datetime = EPOCH
+    range: str | None = DEFAULT_RANGE
+    #: Errors page: count acknowledged errors too.
+    include_acknowledged: bool = False
+    fingerprint: str | None = None
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, Any], now: datetime | None = None) -> StatsFilter:
+        """Parse query arguments; InvalidFilter (400) with a reason when one is unusable."""
+        now = now or datetime.now(UTC)
+        for name in UNSUPPORTED:
+            if (args.get(name) or "").strip() and not (
+                name == "status" and args.get(name) == "all"
+            ):
+                raise InvalidFilter(
+                    f"'{name}' cannot be used here: statistics and error groups are kept per "
+                    "message type, instrument and hour only.",
+                    field=name,
+                )
+        acknowledged = (args.get("acknowledged") or "hidden").strip()
+        if acknowledged == "only":
+            raise InvalidFilter(
+                "acknowledged=only is not available here; use hidden or shown.",
+                field="acknowledged",
+            )
+        flt = MessageFilter.from_args(args)
+        range_ = (args.get("range") or "").strip() or None
+        if range_ is not None and range_ not in RANGES:
+            raise InvalidFilter(
+                f"Unknown range {range_!r}: use one of {', '.join(RANGES)}.", field="range"
+            )
+        until = ceil_hour(flt.until or now)
+        if flt.since is not None or flt.until is not None:
+            since = floor_hour(flt.since) if flt.since else EPOCH
+            range_ = None
+        else:
+            range_ = range_ or DEFAULT_RANGE
+            span = RANGES[range_]
+            since = floor_hour(now - span) if span else EPOCH
+        if since >= until:
+            raise InvalidFilter("'since' must be before 'until'.", field="since")
+        return cls(
+            types=flt.types,
+            instrument=flt.instrument,
+            since=since,
+            until=until,
+            range=range_,
+            include_acknowledged=flt.acknowledged == "shown",
+            fingerprint=flt.fingerprint,
+        )
+
+    def message_args(self) -> dict[str, Any]:
+        """The same filter as message-list arguments (list links and bulk actions)."""
+        out: dict[str, Any] = {}
+        if self.types:
+            out["type"] = list(self.types)
+        if self.instrument:
+            out["instrument"] = self.instrument
+        if self.since > EPOCH:
+            out["since"] = self.since.strftime("%Y-%m-%dT%H:%M:%SZ")
+        out["until"] = self.until.strftime("%Y-%m-%dT%H:%M:%SZ")
+        if self.include_acknowledged:
+            out["acknowledged"] = "shown"
+        return out
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "types": list(self.types),
+            "instrument": self.instrument,
+            "since": self.since.isoformat(),
+            "until": self.until.isoformat(),
+            "range": self.range,
+            "include_acknowledged": self.include_acknowledged,
+        }

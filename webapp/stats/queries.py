@@ -1,0 +1,502 @@
+"""Reads of /stats, /errors and their APIs: aggregates over the rollups, never over `messages`.
+
+Every query is built on one "source" (a subquery with the rollup's columns) restricted by the
+user's scope and the filter:
+
+- the rollups (`message_stats`, `error_group_stats`) when the scope can be decided from their
+  dimensions: everyone unrestricted, and groups whose rules name message types and/or the
+  instrument (DESIGN §7's common case, e.g. "instrument ∈ {BL06}");
+- otherwise (a group with a rule on another identifier, e.g. `investigation`, which the rollups do
+  not carry) a **documented fallback**: the same columns aggregated from `messages` with the
+  scope's WHERE clause, bounded by the filter's time range and its (received_at) indexes. The
+  numbers are exact either way; only the cost differs. Adding every identifier as a rollup
+  dimension would multiply the rollups by the number of investigations/datasets, which defeats
+  them; rules on such identifiers are rare (they are mostly used for per-proposal access).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import cast, func, literal, select, true
+from sqlalchemy.dialects.postgresql import ARRAY, INTEGER
+
+from models import Message
+from models.stats import ErrorGroup, ErrorGroupStat, MessageStat
+
+from ..auth.scope import Scope
+from ..extensions import db
+from . import histogram
+from .filters import EPOCH, StatsFilter
+
+#: Identifiers the rollups carry as a dimension (besides the message type).
+ROLLUP_IDENTIFIERS = frozenset({"instrument"})
+MAX_GROUPS = 500
+
+
+def answers_from_rollups(scope: Scope) -> bool:
+    """True when the rollups' dimensions decide this scope exactly (no fallback needed)."""
+    if scope.see_all or not scope.restricted:
+        return True
+    return all(key in ROLLUP_IDENTIFIERS for rule in scope.rules for key, _ in rule.identifiers)
+
+
+def _utc_trunc(unit: str, column):
+    """date_trunc in UTC whatever the session time zone."""
+    return func.timezone("UTC", func.date_trunc(unit, func.timezone("UTC", column)))
+
+
+def _message_where(scope: Scope, flt: StatsFilter) -> list:
+    m = Message
+    where = [m.received_at >= flt.since, m.received_at < flt.until, scope.clause(m)]
+    if flt.types:
+        where.append(m.message_type.in_(flt.types))
+    if flt.instrument:
+        where.append(m.instrument == flt.instrument)
+    return where
+
+
+def _rollup_where(model, scope: Scope, flt: StatsFilter) -> list:
+    where = [model.bucket >= flt.since, model.bucket < flt.until, scope.clause(model)]
+    if flt.types:
+        where.append(model.message_type.in_(flt.types))
+    if flt.instrument:
+        where.append(model.instrument == flt.instrument)
+    return where
+
+
+# ---- message statistics ---------------------------------------------------------------------------
+
+
+def stats_source(scope: Scope, flt: StatsFilter):
+    """(bucket, message_type, instrument, total, errored, sum_ms, max_ms, timed) rows."""
+    if answers_from_rollups(scope):
+        s = MessageStat
+        stmt = select(
+            s.bucket,
+            s.message_type,
+            s.instrument,
+            s.total,
+            s.errored,
+            s.sum_processing_ms.label("sum_ms"),
+            s.max_processing_ms.label("max_ms"),
+            s.timed,
+        ).where(*_rollup_where(s, scope, flt))
+    else:
+        m = Message
+        hour = _utc_trunc("hour", m.received_at)
+        stmt = (
+            select(
+                hour.label("bucket"),
+                m.message_type,
+                func.coalesce(m.instrument, "").label("instrument"),
+                func.count().label("total"),
+                func.count().filter(m.errored).label("errored"),
+                func.coalesce(func.sum(m.processing_ms), 0).label("sum_ms"),
+                func.greatest(func.coalesce(func.max(m.processing_ms), 0), 0).label("max_ms"),
+                func.count(m.processing_ms).label("timed"),
+            )
+            .where(*_message_where(scope, flt))
+            .group_by(hour, m.message_type, func.coalesce(m.instrument, ""))
+        )
+    return stmt.subquery("src")
+
+
+def histogram_counts(scope: Scope, flt: StatsFilter) -> list[int]:
+    """Processing-time histogram (webapp.stats.histogram bins) of the filtered messages."""
+    if answers_from_rollups(scope):
+        s = MessageStat
+        bins = (
+            func.unnest(s.processing_histogram)
+            .table_valued("n", with_ordinality="i")
+            .render_derived(name="bins")
+        )
+        stmt = (
+            select(bins.c.i, func.sum(bins.c.n))
+            .select_from(s)
+            .join(bins, true())
+            .where(*_rollup_where(s, scope, flt))
+            .group_by(bins.c.i)
+        )
+        offset = 1  # ordinality is 1-based
+    else:
+        m = Message
+        edges = cast(literal(list(histogram.EDGES_MS), ARRAY(INTEGER)), ARRAY(INTEGER))
+        bin_ = func.width_bucket(m.processing_ms, edges)
+        stmt = (
+            select(bin_, func.count())
+            .where(*_message_where(scope, flt), m.processing_ms.is_not(None))
+            .group_by(bin_)
+        )
+        offset = 0
+    counts = [0] * histogram.BINS
+    for i, n in db.session.execute(stmt):
+        index = int(i) - offset
+        if 0 <= index < histogram.BINS:
+            counts[index] += int(n or 0)
+    return counts
+
+
+@dataclass
+class Summary:
+    total: int
+    errored: int
+    error_rate: float | None
+    mean_ms: float | None
+    median_ms: float | None
+    p95_ms: float | None
+    max_ms: int | None
+
+    def as_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def summary(scope: Scope, flt: StatsFilter) -> Summary:
+    """Tiles: messages, errors, error rate, mean/median/p95/max processing time."""
+    src = stats_source(scope, flt)
+    row = db.session.execute(
+        select(
+            func.coalesce(func.sum(src.c.total), 0),
+            func.coalesce(func.sum(src.c.errored), 0),
+            func.coalesce(func.sum(src.c.sum_ms), 0),
+            func.coalesce(func.sum(src.c.timed), 0),
+            func.max(src.c.max_ms).filter(src.c.timed > 0),
+        )
+    ).one()
+    total, errored, sum_ms, timed, max_ms = (int(v) if v is not None else None for v in row)
+    counts = histogram_counts(scope, flt) if timed else []
+    return Summary(
+        total=total,
+        errored=errored,
+        error_rate=(errored / total) if total else None,
+        mean_ms=(sum_ms / timed) if timed else None,
+        median_ms=histogram.percentile(counts, 0.5, max_ms) if timed else None,
+        p95_ms=histogram.percentile(counts, 0.95, max_ms) if timed else None,
+        max_ms=max_ms,
+    )
+
+
+def granularity(flt: StatsFilter, first: datetime | None) -> str:
+    """Time step of the charts for the range (hour, day, week or month)."""
+    start = max(flt.since, first) if first and flt.since == EPOCH else flt.since
+    span = flt.until - start
+    if span <= timedelta(days=3):
+        return "hour"
+    if span <= timedelta(days=120):
+        return "day"
+    if span <= timedelta(days=3 * 366):
+        return "week"
+    return "month"
+
+
+def _step(moment: datetime, unit: str) -> datetime:
+    if unit == "hour":
+        return moment + timedelta(hours=1)
+    if unit == "day":
+        return moment + timedelta(days=1)
+    if unit == "week":
+        return moment + timedelta(weeks=1)
+    return (moment.replace(day=1) + timedelta(days=32)).replace(day=1)
+
+
+def _trunc_py(moment: datetime, unit: str) -> datetime:
+    moment = moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    if unit == "hour":
+        return moment
+    moment = moment.replace(hour=0)
+    if unit == "day":
+        return moment
+    if unit == "week":
+        return moment - timedelta(days=moment.weekday())
+    return moment.replace(day=1)
+
+
+def series(scope: Scope, flt: StatsFilter) -> dict[str, Any]:
+    """Volume and error rate per message type over time, on a dense time axis."""
+    src = stats_source(scope, flt)
+    first = db.session.scalar(select(func.min(src.c.bucket)))
+    unit = granularity(flt, first)
+    t = _utc_trunc(unit, src.c.bucket)
+    rows = db.session.execute(
+        select(t, src.c.message_type, func.sum(src.c.total), func.sum(src.c.errored))
+        .group_by(t, src.c.message_type)
+        .order_by(t)
+    ).all()
+    axis = _axis(flt, first, unit)
+    index = {m: i for i, m in enumerate(axis)}
+    types: dict[str, dict[str, list]] = {}
+    for when, message_type, total, errored in rows:
+        i = index.get(when.astimezone(UTC))
+        if i is None:
+            continue
+        entry = types.setdefault(
+            message_type, {"total": [0] * len(axis), "errored": [0] * len(axis)}
+        )
+        entry["total"][i] = int(total)
+        entry["errored"][i] = int(errored)
+    return {
+        "granularity": unit,
+        "buckets": [m.isoformat() for m in axis],
+        "types": dict(sorted(types.items())),
+    }
+
+
+def heatmap(scope: Scope, flt: StatsFilter) -> dict[str, Any]:
+    """Error rate per message type and calendar month (UTC) of the range."""
+    src = stats_source(scope, flt)
+    month = _utc_trunc("month", src.c.bucket)
+    rows = db.session.execute(
+        select(month, src.c.message_type, func.sum(src.c.total), func.sum(src.c.errored))
+        .group_by(month, src.c.message_type)
+        .order_by(month)
+    ).all()
+    months = sorted({r[0].astimezone(UTC) for r in rows})
+    types = sorted({r[1] for r in rows})
+    cells = {(r[0].astimezone(UTC), r[1]): (int(r[2]), int(r[3])) for r in rows}
+    return {
+        "months": [m.strftime("%Y-%m") for m in months],
+        "types": types,
+        "cells": [
+            [
+                {"total": cells[(m, t)][0], "errored": cells[(m, t)][1]}
+                if (m, t) in cells
+                else None
+                for m in months
+            ]
+            for t in types
+        ],
+    }
+
+
+def message_types(scope: Scope, flt: StatsFilter) -> list[str]:
+    """Message types seen in the range and scope (choices of the type filter)."""
+    unfiltered = StatsFilter(since=flt.since, until=flt.until)
+    src = stats_source(scope, unfiltered)
+    return list(
+        db.session.scalars(select(src.c.message_type).distinct().order_by(src.c.message_type))
+    )
+
+
+# ---- error groups ---------------------------------------------------------------------------------
+
+
+def error_source(scope: Scope, flt: StatsFilter):
+    """(fingerprint, bucket, message_type, instrument, count, acknowledged, first_seen_at,
+    last_seen_at, sample_message_id, sample_error) rows."""
+    if answers_from_rollups(scope):
+        s = ErrorGroupStat
+        stmt = select(
+            s.fingerprint,
+            s.bucket,
+            s.message_type,
+            s.instrument,
+            s.count,
+            s.acknowledged,
+            s.first_seen_at,
+            s.last_seen_at,
+            s.sample_message_id,
+            s.sample_error,
+        ).where(*_rollup_where(s, scope, flt))
+        if flt.fingerprint:
+            stmt = stmt.where(s.fingerprint == flt.fingerprint)
+    else:
+        m = Message
+        hour = _utc_trunc("hour", m.received_at)
+        instrument = func.coalesce(m.instrument, "")
+        stmt = (
+            select(
+                m.error_fingerprint.label("fingerprint"),
+                hour.label("bucket"),
+                m.message_type,
+                instrument.label("instrument"),
+                func.count().label("count"),
+                func.count().filter(m.acknowledged_at.is_not(None)).label("acknowledged"),
+                func.min(m.received_at).label("first_seen_at"),
+                func.max(m.received_at).label("last_seen_at"),
+                func.min(m.id).label("sample_message_id"),
+                literal(None).label("sample_error"),
+            )
+            .where(*_message_where(scope, flt), m.error_fingerprint.is_not(None))
+            .group_by(m.error_fingerprint, hour, m.message_type, instrument)
+        )
+        if flt.fingerprint:
+            stmt = stmt.where(m.error_fingerprint == flt.fingerprint)
+    return stmt.subquery("errsrc")
+
+
+@dataclass
+class GroupRow:
+    fingerprint: str
+    count: int
+    total: int
+    acknowledged: int
+    first_seen_at: datetime
+    last_seen_at: datetime
+    message_types: list[str]
+    instruments: list[str]
+    callback: str | None
+    exception_class: str | None
+    normalized_text: str | None
+    sample_message_id: int
+    sample_error: str | None
+
+    @property
+    def unacknowledged(self) -> int:
+        return self.total - self.acknowledged
+
+    def as_json(self, details: bool) -> dict[str, Any]:
+        out = {
+            "fingerprint": self.fingerprint,
+            "count": self.count,
+            "total": self.total,
+            "acknowledged": self.acknowledged,
+            "unacknowledged": self.unacknowledged,
+            "first_seen_at": self.first_seen_at.isoformat(),
+            "last_seen_at": self.last_seen_at.isoformat(),
+            "message_types": self.message_types,
+            "callback": self.callback,
+            "exception_class": self.exception_class,
+            "sample_message_id": self.sample_message_id,
+        }
+        if details:
+            out["instruments"] = self.instruments
+            out["normalized_text"] = self.normalized_text
+            out["sample_error"] = self.sample_error
+        return out
+
+
+def error_groups(scope: Scope, flt: StatsFilter, limit: int = 100) -> list[GroupRow]:
+    """Error groups in scope and filter, most frequent first (acknowledged ones only when
+    `flt.include_acknowledged`)."""
+    src = error_source(scope, flt)
+    open_ = src.c.count > src.c.acknowledged
+    if flt.include_acknowledged:
+        counted, keep = src.c.count, true()
+    else:
+        counted, keep = src.c.count - src.c.acknowledged, open_
+    count = func.sum(counted)
+    sample = func.min(src.c.sample_message_id).filter(keep)
+    samples = func.array_agg(
+        func.json_build_array(src.c.sample_message_id, src.c.sample_error)
+    ).filter(keep)
+    grouped = (
+        select(
+            src.c.fingerprint,
+            count.label("count"),
+            func.sum(src.c.count).label("total"),
+            func.sum(src.c.acknowledged).label("acknowledged"),
+            func.min(src.c.first_seen_at).filter(keep).label("first_seen_at"),
+            func.max(src.c.last_seen_at).filter(keep).label("last_seen_at"),
+            func.array_agg(src.c.message_type.distinct()).filter(keep).label("types"),
+            func.array_agg(src.c.instrument.distinct()).filter(keep).label("instruments"),
+            sample.label("sample_id"),
+            samples.label("samples"),
+        )
+        .group_by(src.c.fingerprint)
+        .having(count > 0)
+        .order_by(count.desc(), src.c.fingerprint)
+        .limit(max(1, min(limit, MAX_GROUPS)))
+        .subquery("g")
+    )
+    g = ErrorGroup
+    rows = db.session.execute(
+        select(grouped, g.callback, g.exception_class, g.normalized_text)
+        .outerjoin(g, g.fingerprint == grouped.c.fingerprint)
+        .order_by(grouped.c.count.desc(), grouped.c.fingerprint)
+    ).all()
+    out = []
+    for r in rows:
+        sample_error = next((text for mid, text in (r.samples or []) if mid == r.sample_id), None)
+        out.append(
+            GroupRow(
+                fingerprint=r.fingerprint,
+                count=int(r.count),
+                total=int(r.total),
+                acknowledged=int(r.acknowledged),
+                first_seen_at=r.first_seen_at,
+                last_seen_at=r.last_seen_at,
+                message_types=sorted(r.types or []),
+                instruments=sorted(i for i in (r.instruments or []) if i),
+                callback=r.callback,
+                exception_class=r.exception_class,
+                normalized_text=r.normalized_text,
+                sample_message_id=int(r.sample_id),
+                sample_error=sample_error,
+            )
+        )
+    if not answers_from_rollups(scope):
+        _fill_fallback_samples(out)
+    return out
+
+
+def _fill_fallback_samples(groups: list[GroupRow]) -> None:
+    """The fallback source has no stored sample text: read the sample messages (by id)."""
+    from .services import sample_text
+
+    ids = [g.sample_message_id for g in groups]
+    if not ids:
+        return
+    m = Message
+    rows = {
+        r.id: r
+        for r in db.session.execute(
+            select(m.id, m.message_type, m.error_message).where(m.id.in_(ids))
+        )
+    }
+    for group in groups:
+        row = rows.get(group.sample_message_id)
+        if row is not None:
+            group.sample_error = sample_text(row.message_type, row.error_message, group.fingerprint)
+
+
+def group_series(scope: Scope, flt: StatsFilter, fingerprints: list[str]) -> dict[str, Any]:
+    """Per error group, its counts over the range (sparklines of the errors page)."""
+    if not fingerprints:
+        return {"granularity": None, "buckets": [], "groups": {}}
+    src = error_source(scope, flt)
+    first = db.session.scalar(select(func.min(src.c.bucket)))
+    unit = granularity(flt, first)
+    t = _utc_trunc(unit, src.c.bucket)
+    counted = src.c.count if flt.include_acknowledged else src.c.count - src.c.acknowledged
+    rows = db.session.execute(
+        select(t, src.c.fingerprint, func.sum(counted))
+        .where(src.c.fingerprint.in_(fingerprints))
+        .group_by(t, src.c.fingerprint)
+    ).all()
+    axis = _axis(flt, first, unit)
+    index = {m: i for i, m in enumerate(axis)}
+    groups = {fp: [0] * len(axis) for fp in fingerprints}
+    for when, fp, n in rows:
+        i = index.get(when.astimezone(UTC))
+        if i is not None:
+            groups[fp][i] = int(n)
+    return {"granularity": unit, "buckets": [m.isoformat() for m in axis], "groups": groups}
+
+
+def _axis(flt: StatsFilter, first: datetime | None, unit: str) -> list[datetime]:
+    start = flt.since if flt.since > EPOCH or first is None else first
+    axis: list[datetime] = []
+    moment = _trunc_py(start, unit)
+    while moment < flt.until and len(axis) < 5000:
+        axis.append(moment)
+        moment = _step(moment, unit)
+    return axis
+
+
+def stats_report(scope: Scope, flt: StatsFilter, top: int = 10) -> dict[str, Any]:
+    """Everything /stats shows (and /api/v1/stats returns) for a scope and filter.
+
+    Its top error groups count acknowledged errors too, like its error tiles: /stats shows what
+    failed; /errors is where open causes are worked on.
+    """
+    groups = error_groups(scope, replace(flt, include_acknowledged=True), limit=top)
+    return {
+        "filter": flt.as_json(),
+        "source": "rollups" if answers_from_rollups(scope) else "messages",
+        "summary": summary(scope, flt).as_json(),
+        "series": series(scope, flt),
+        "heatmap": heatmap(scope, flt),
+        "top_error_groups": [g.as_json(scope.details) for g in groups],
+    }
