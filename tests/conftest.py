@@ -89,6 +89,7 @@ def app(test_db_name):
         DISABLED_AUTH=True,
     )
     app = create_app(settings)
+    _session_celery[:] = [app.extensions["celery"]]
     with app.app_context():
         upgrade()
         from webapp.extensions import db
@@ -118,6 +119,19 @@ DATA_TABLES = (
     "groups",
     "investigation_checks",
 )
+
+
+_session_celery: list = []
+
+
+@pytest.fixture(autouse=True)
+def _session_celery_stays_current():
+    """A test that builds a second app (create_app) makes that app's Celery the default one;
+    tasks called by later tests must keep running against the session app and its database."""
+    yield
+    if _session_celery:
+        _session_celery[0].set_current()
+        _session_celery[0].set_default()
 
 
 @pytest.fixture

@@ -6,9 +6,20 @@ from tests.conftest import report_body
 from webapp.ingest.writer import ParseOptions, RawReport, write_batch
 
 
+def _declare_report_queue(settings) -> None:
+    """What the first worker does at start."""
+    from kombu import Connection, Exchange, Queue
+
+    exchange = Exchange(settings.DASHBOARD_EXCHANGE, type="direct", durable=True)
+    queue = Queue(settings.DASHBOARD_QUEUE, exchange, settings.DASHBOARD_ROUTING_KEY, durable=True)
+    with Connection(settings.broker_url, connect_timeout=5) as conn:
+        queue(conn.default_channel).declare()
+
+
 def test_healthz_reports_components(client, db, settings):
     from tasks.maintenance import beat_heartbeat
 
+    _declare_report_queue(settings)
     beat_heartbeat()
     response = client.get("/healthz")
     body = response.get_json()
@@ -26,6 +37,25 @@ def test_healthz_is_degraded_without_beat_and_reports_last_ingest(client, db, pg
     assert body["status"] == "degraded"
     assert any("beat" in problem for problem in body["problems"])
     assert body["database"]["last_ingest_at"]
+
+
+def test_healthz_degraded_not_down_before_any_worker_declared_the_queue(app, db):
+    from dataclasses import replace
+
+    from tasks.maintenance import beat_heartbeat
+
+    beat_heartbeat()
+    settings = app.extensions["settings"]
+    app.extensions["settings"] = replace(settings, DASHBOARD_QUEUE="no-worker-declared-this")
+    try:
+        response = app.test_client().get("/healthz")
+    finally:
+        app.extensions["settings"] = settings
+    body = response.get_json()
+    assert response.status_code == 200, body
+    assert body["status"] == "degraded"
+    assert body["broker"] == {"ok": True, "report_queue_exists": False, "report_consumers": 0}
+    assert any("no-worker-declared-this" in problem for problem in body["problems"])
 
 
 def test_healthz_503_when_broker_is_unreachable(app, db):

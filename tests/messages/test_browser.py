@@ -80,7 +80,7 @@ def test_filter_open_copy_hash_and_trace(live_server, watched, write_reports):
     assert "instrument=bl13" in page.url and "hash=" not in page.url  # empty fields left out
     assert rows(page) == [str(stage1)]
     page.go_back()
-    page.wait_for_function("document.querySelectorAll('#message-rows tr.msg').length === 6")
+    page.wait_for_function("() => document.querySelectorAll('#message-rows tr.msg').length === 6")
     assert str(other_instrument) in rows(page)
 
     # Copy the full hash from the list row.
@@ -89,7 +89,7 @@ def test_filter_open_copy_hash_and_trace(live_server, watched, write_reports):
     assert button.get_attribute("data-copy") == FULL_HASH
     assert page.locator(f'tr[data-id="{copy_me}"] code').inner_text() == FULL_HASH[:12]
     button.click()
-    page.wait_for_function("document.getElementById('copy-status')?.textContent.length > 0")
+    page.wait_for_function("() => document.getElementById('copy-status')?.textContent.length > 0")
     assert page.evaluate("navigator.clipboard.readText()") == FULL_HASH
 
     # Open a message, then its trace: four stages in pipeline order, the failed one marked.

@@ -46,14 +46,25 @@ def _check_database() -> dict:
 def _check_broker() -> dict:
     from kombu import Connection
 
+    from amqp.exceptions import NotFound
+
     settings = current_app.extensions["settings"]
     try:
         with Connection(settings.broker_url, ssl=settings.broker_use_ssl, connect_timeout=3) as c:
             c.ensure_connection(max_retries=1, timeout=3)
-            _, messages, consumers = c.default_channel.queue_declare(
-                queue=settings.DASHBOARD_QUEUE, passive=True
-            )
-        return {"ok": True, "report_queue_depth": messages, "report_consumers": consumers}
+            try:
+                _, messages, consumers = c.default_channel.queue_declare(
+                    queue=settings.DASHBOARD_QUEUE, passive=True
+                )
+            except NotFound:
+                # The broker answers; the queue appears when the first worker declares it.
+                return {"ok": True, "report_queue_exists": False, "report_consumers": 0}
+        return {
+            "ok": True,
+            "report_queue_exists": True,
+            "report_queue_depth": messages,
+            "report_consumers": consumers,
+        }
     except Exception as exc:  # noqa: BLE001
         return {"ok": False, "error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"}
 
@@ -86,6 +97,10 @@ def healthz():
             problems.append("no beat heartbeat in the last 5 minutes")
     if not broker["ok"]:
         problems.append("broker unreachable")
+    elif not broker["report_queue_exists"]:
+        problems.append(
+            f"report queue '{settings.DASHBOARD_QUEUE}' does not exist yet: no worker has started"
+        )
     # Database or broker down = unhealthy (503); the rest is reported as degraded but served.
     healthy = database["ok"] and broker["ok"]
     status = "ok" if not problems else ("degraded" if healthy else "down")
@@ -199,7 +214,7 @@ def metrics():
         "pacer_dashboard_report_queue_messages",
         "gauge",
         "Reports waiting in the report queue (queue lag); -1 when the broker is unreachable.",
-        [({}, broker.get("report_queue_depth", -1))],
+        [({}, broker.get("report_queue_depth", 0 if broker["ok"] else -1))],
     )
     metric(
         "pacer_dashboard_report_queue_consumers",

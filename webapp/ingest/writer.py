@@ -265,9 +265,6 @@ def _copy_messages(cur, reports: list[ParsedReport], received_at: datetime) -> l
     return [(message_id, report.report_id) for message_id, report in zip(ids, reports, strict=True)]
 
 
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-
-
 def _copy_value(value: Any) -> str:
     """One field in COPY text format."""
     if value is None:
@@ -278,7 +275,17 @@ def _copy_value(value: Any) -> str:
         return value.isoformat()
     if isinstance(value, int):
         return str(value)
-    return str(value).translate(_COPY_ESCAPES)
+    text = str(value)
+    # Chained str.replace (memchr-fast, usually nothing to do) instead of str.translate, which
+    # looks every character up in a dict: ~100 µs for a 2 KB payload, the writer's biggest cost.
+    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
+        text = (
+            text.replace("\\", "\\\\")
+            .replace("\t", "\\t")
+            .replace("\n", "\\n")
+            .replace("\r", "\\r")
+        )
+    return text
 
 
 def _message_row(r: ParsedReport, received_at: datetime) -> tuple:
@@ -395,6 +402,8 @@ def _upsert_error_groups(
         "normalized_text, count, sample_message_id, sample_error, first_seen_at, last_seen_at) "
         "VALUES %s ON CONFLICT (fingerprint) DO UPDATE SET "
         "count = error_groups.count + EXCLUDED.count, "
+        # Concurrent workers can commit a batch with an earlier received_at after a later one.
+        "first_seen_at = LEAST(error_groups.first_seen_at, EXCLUDED.first_seen_at), "
         "last_seen_at = GREATEST(error_groups.last_seen_at, EXCLUDED.last_seen_at)",
         [(*g, received_at, received_at) for _, g in sorted(groups.items())],
         template="(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
