@@ -74,7 +74,31 @@ class SecureIndexView(AdminOnly, AdminIndexView):
         return self.render(self._template)
 
 
-class SecureModelView(AdminOnly, ModelView):
+#: Largest value of a PostgreSQL bigint: ids beyond it cannot exist (and would make the query fail).
+_BIGINT_MAX = 2**63 - 1
+_MAX_PAGE_SIZE = 500
+
+
+class SafeArgs:
+    """Query arguments of Flask-Admin's model views made safe for any input (never a 500)."""
+
+    def get_one(self, id: Any):
+        """The row of an integer id, or None ("record does not exist") for any other value."""
+        text_id = str(id).strip()
+        if not text_id.isdigit() or not 0 < int(text_id) <= _BIGINT_MAX:
+            return None
+        return super().get_one(text_id)
+
+    def _get_list_extra_args(self):
+        # Flask-Admin passes page and page size to OFFSET/LIMIT as given: a negative or huge value
+        # is a database error (500). Clamp them to what a list can show.
+        args = super()._get_list_extra_args()
+        args.page = min(max(args.page or 0, 0), 10**6)
+        args.page_size = min(max(args.page_size or 0, 0), _MAX_PAGE_SIZE)
+        return args
+
+
+class SecureModelView(AdminOnly, SafeArgs, ModelView):
     # Flask-WTF's form: its csrf_token is the one CSRFProtect checks on every POST.
     form_base_class = FlaskForm
     page_size = 50
@@ -202,7 +226,7 @@ class UserView(SecureModelView):
     form_columns = ("email", "name", "active", "groups")
 
 
-class AuditLogView(AdminOnly, ModelView):
+class AuditLogView(AdminOnly, SafeArgs, ModelView):
     can_create = False
     can_edit = False
     can_delete = False
@@ -219,7 +243,7 @@ def _body_preview(view, context, model, name):
     return text + ("…" if len(model.body or b"") > 200 else "")
 
 
-class QuarantineView(AdminOnly, ModelView):
+class QuarantineView(AdminOnly, SafeArgs, ModelView):
     form_base_class = FlaskForm
     can_create = False
     can_edit = False
@@ -257,7 +281,7 @@ class QuarantineView(AdminOnly, ModelView):
         options = ParseOptions(
             settings.REPORT_TASK_NAME, settings.timezone, settings.REPORT_MAX_BYTES
         )
-        wanted = [int(i) for i in ids]
+        wanted = [int(i) for i in ids if str(i).isdigit() and 0 < int(i) <= _BIGINT_MAX]
         raw = db.engine.raw_connection()
         try:
             result = replay_quarantine(raw.dbapi_connection, options, wanted)
