@@ -8,7 +8,8 @@ from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.conftest import report_body, truncate
 from tests.messages.support import parse_options
