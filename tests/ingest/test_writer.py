@@ -95,7 +95,7 @@ def test_rollups_and_error_groups_follow_the_batch(pg, options):
         ]
         cur.execute("SELECT count, callback, exception_class, normalized_text FROM error_groups")
         assert cur.fetchall() == [
-            (2, "callback_func_a", "InvestigationNotFound", "Investigation <n> not found")
+            (2, "callback_func_a", "InvestigationNotFound", "Investigation <name> not found")
         ]
 
 

@@ -94,7 +94,7 @@ def test_pages_render_without_scanning_messages(client, db, seeded):
     assert errors.status_code == 200
     html = errors.get_data(as_text=True)
     assert "InvestigationNotFound" in html
-    assert "Investigation &lt;n&gt; not found" in html
+    assert "Investigation &lt;name&gt; not found" in html
     assert 'id="errors-data"' in html
     assert "/?fingerprint=v1" in html or "fingerprint=v1%3A" in html
     page = stats.get_data(as_text=True)

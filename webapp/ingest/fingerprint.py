@@ -1,7 +1,8 @@
 """Error fingerprints: group errors by cause, not by the ids and names inside their text.
 
 `v1:` + sha1 of (message type, callback, exception class, masked text). Masking replaces, in this
-order: quoted values, UUIDs, paths, hex runs (≥ 6), numbers. Bump the version when the masking
+order: quoted values, e-mail addresses, UUIDs, paths, the name after an entity word ("dataset
+mx_01", "user jdoe"), hex runs, numbers. Bump the version when the masking
 changes so old and new groups never merge silently.
 """
 
@@ -15,15 +16,35 @@ from dataclasses import dataclass
 VERSION = "v1"
 MAX_TEXT = 2000
 
+#: Words that may follow an entity name without being a name themselves ("dataset not found").
+_NOT_NAMES = (
+    "a|an|the|and|or|not|no|is|are|was|were|has|have|had|does|did|with|without|for|from|in|of|"
+    "on|to|by|at|as|already|name|names|id|ids|number|exists|exist|missing|found|could|can|cannot|"
+    "must|should|will|may|field|object|entry|record|type"
+)
+#: Entity words of PACER errors whose next word is a name or an id ("Dataset mx_01 exists").
+_ENTITY = (
+    "dataset|datafile|investigation|proposal|sample|instrument|beamline|visit|user|username|"
+    "file|folder|directory|item|session|facility"
+)
+
 _MASKS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"'(?:[^'\\\n]|\\.){0,500}'|\"(?:[^\"\\\n]|\\.){0,500}\""), "<str>"),
+    (re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b"), "<email>"),
     (
         re.compile(
             r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"
         ),
         "<uuid>",
     ),
-    (re.compile(r"(?:[A-Za-z]:)?(?:[\\/][\w.\-~@+]+){2,}[\\/]?"), "<path>"),
+    # A path, or a URL's path with its query string.
+    (re.compile(r"(?:[A-Za-z]:)?(?:[\\/][\w.\-~@+]+){2,}[\\/]?(?:\?[^\s'\")]*)?"), "<path>"),
+    (
+        re.compile(
+            rf"(?i)\b((?:{_ENTITY})s?)(\s*[:#]?\s+)(?!(?:{_NOT_NAMES})\b)[^\s,;:()\[\]{{}}<>]+"
+        ),
+        r"\1\2<name>",
+    ),
     (
         re.compile(
             r"\b(?:0x)?[0-9a-fA-F]*[a-fA-F][0-9a-fA-F]*[0-9][0-9a-fA-F]*\b|\b(?:0x)?[0-9a-fA-F]*[0-9][0-9a-fA-F]*[a-fA-F][0-9a-fA-F]*\b"
@@ -56,11 +77,19 @@ def mask(text: str) -> str:
     return out.strip()
 
 
+#: The repr of an exception, as older producers sent it: InvestigationNotFound('text').
+_EXC_REPR_RE = re.compile(r"^\s*([A-Za-z_][\w.]*)\((['\"])(.*)\2,?\)\s*$", re.S)
+
+
 def split_exception(error: str) -> tuple[str | None, str]:
-    """("InvestigationNotFound", "Investigation 42 not found") from "InvestigationNotFound: ..."."""
+    """("InvestigationNotFound", "Investigation 42 not found") from "InvestigationNotFound: ..."
+    or from its repr "InvestigationNotFound('Investigation 42 not found')"."""
     match = _EXC_RE.match(error)
     if match and " " not in match.group(1):
         return match.group(1), match.group(2)
+    match = _EXC_REPR_RE.match(error)
+    if match:
+        return match.group(1), match.group(3)
     return None, error
 
 
