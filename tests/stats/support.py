@@ -48,6 +48,25 @@ def ok_body(message_type="dataset-ingestion", instrument="BL13", ms=(0, 200), **
     )
 
 
+def basic_mix() -> list[bytes]:
+    """bl13 dataset-ingestion: 3 ok + 2 'not found' errors (ids differ); bl06 user-sync: 1 ok +
+    1 timeout error."""
+    return [
+        ok_body(ms=(0, 100)),
+        ok_body(ms=(0, 200)),
+        ok_body(ms=(0, 300)),
+        error_body(error="InvestigationNotFound: Investigation 2022097034 not found"),
+        error_body(error="InvestigationNotFound: Investigation 2023000111 not found"),
+        ok_body(message_type="user-sync", instrument="BL06", ms=(0, 50)),
+        error_body(
+            message_type="user-sync",
+            instrument="BL06",
+            callback="callback_func_sync",
+            error="TimeoutError: ICAT at https://icat.example/icat did not answer in 30 s",
+        ),
+    ]
+
+
 def _times(ms) -> dict:
     """processing_start/end `duration` ms apart (under an hour)."""
     _, duration = ms

@@ -8,7 +8,7 @@ from html import unescape
 
 import pytest
 
-from tests.stats.support import error_body, no_messages_scan, ok_body
+from tests.stats.support import basic_mix, error_body, no_messages_scan
 
 NOW = datetime.now(UTC).replace(minute=30, second=0, microsecond=0)
 
@@ -18,21 +18,7 @@ def seeded(write_reports):
     """bl13: 3 ok + 2 'not found' errors (ids differ) of dataset-ingestion; bl06: 1 ok user-sync
     + 1 timeout error; one more bl13 error three days ago."""
     ids = {}
-    ids["recent"] = write_reports(
-        ok_body(ms=(0, 100)),
-        ok_body(ms=(0, 200)),
-        ok_body(ms=(0, 300)),
-        error_body(error="InvestigationNotFound: Investigation 2022097034 not found"),
-        error_body(error="InvestigationNotFound: Investigation 2023000111 not found"),
-        ok_body(message_type="user-sync", instrument="BL06", ms=(0, 50)),
-        error_body(
-            message_type="user-sync",
-            instrument="BL06",
-            callback="callback_func_sync",
-            error="TimeoutError: ICAT at https://icat.example/icat did not answer in 30 s",
-        ),
-        now=NOW,
-    )
+    ids["recent"] = write_reports(*basic_mix(), now=NOW)
     ids["old"] = write_reports(
         error_body(error="InvestigationNotFound: Investigation 1999 not found"),
         now=NOW - timedelta(days=3),

@@ -8,7 +8,7 @@ import pytest
 
 from tests.auth.support import login
 from tests.conftest import report_body
-from tests.stats.support import error_body, no_messages_scan, ok_body
+from tests.stats.support import basic_mix, no_messages_scan
 
 NOW = datetime.now(UTC).replace(minute=30, second=0, microsecond=0)
 
@@ -18,18 +18,7 @@ def mixed(write_reports):
     """BL13 dataset-ingestion: 3 ok + 2 errors; BL06 user-sync: 1 ok + 1 error; one
     proposal-sync on bl06 of another investigation, errored."""
     return write_reports(
-        ok_body(ms=(0, 100)),
-        ok_body(ms=(0, 200)),
-        ok_body(ms=(0, 300)),
-        error_body(error="InvestigationNotFound: Investigation 2022097034 not found"),
-        error_body(error="InvestigationNotFound: Investigation 2023000111 not found"),
-        ok_body(message_type="user-sync", instrument="BL06", ms=(0, 50)),
-        error_body(
-            message_type="user-sync",
-            instrument="BL06",
-            callback="callback_func_sync",
-            error="TimeoutError: ICAT did not answer in 30 s",
-        ),
+        *basic_mix(),
         report_body(
             message_type="proposal-sync",
             object_identifiers={"name": "MX9999", "instrument": "bl06", "investigation": "OTHER1"},
