@@ -1,4 +1,5 @@
-"""Screenshots of the message list, detail and trace pages from demo data, for the README.
+"""Screenshots of the message list, detail, trace, errors and stats pages from demo data, for
+the README.
 
     set -a; . .run/env; set +a; .venv/bin/python scripts/screenshots.py [--out docs/screenshots]
 
@@ -154,6 +155,12 @@ def _shoot(url: str, out: Path, db_name: str) -> None:
             page.screenshot(path=str(out / f"detail{suffix}.png"), full_page=True)
             page.goto(f"{url}/messages/{message_id}/trace")
             page.screenshot(path=str(out / f"trace{suffix}.png"), full_page=True)
+            page.goto(f"{url}/errors?range=7d")
+            page.wait_for_selector("[data-sparkline] svg")
+            page.screenshot(path=str(out / f"errors{suffix}.png"))
+            page.goto(f"{url}/stats?range=7d")
+            page.wait_for_selector("#chart-volume canvas")
+            page.screenshot(path=str(out / f"stats{suffix}.png"), full_page=True)
             page.close()
         browser.close()
     print(f"screenshots written to {out}")  # noqa: T201
