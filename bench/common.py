@@ -16,7 +16,8 @@ import psycopg2
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-RESULTS = ROOT / "bench" / "results"
+#: Where results (JSON, logs, EXPLAIN output) go; tests point it at a temporary directory.
+RESULTS = Path(os.environ.get("BENCH_RESULTS") or ROOT / "bench" / "results")
 
 
 def settings(**overrides):
@@ -24,7 +25,13 @@ def settings(**overrides):
     from webapp.config import Settings
 
     return Settings.from_env(
-        environ={**os.environ, "ENVIRONMENT": "testing", "DISABLED_AUTH": "true", **overrides}
+        environ={
+            **os.environ,
+            "ENVIRONMENT": "testing",
+            "DISABLED_AUTH": "true",
+            "SECRET_KEY": "bench",
+            **overrides,
+        }
     )
 
 

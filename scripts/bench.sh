@@ -20,4 +20,20 @@ set -a
 # shellcheck disable=SC1091
 . "$RUN_DIR/env"
 set +a
+# Memory settings of a modest production server (24 GiB here; see bench/README.md). Planner
+# costs stay at their defaults. Applied once to the bench cluster; shared_buffers needs a restart.
+tune=(shared_buffers=2GB effective_cache_size=12GB maintenance_work_mem=512MB max_wal_size=8GB
+  checkpoint_timeout=15min)
+psql=(psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -qtA -v ON_ERROR_STOP=1)
+restart=0
+for kv in "${tune[@]}"; do
+  name=${kv%%=*} value=${kv#*=}
+  if [ "$("${psql[@]}" -c "SHOW $name")" != "$value" ]; then
+    "${psql[@]}" -c "ALTER SYSTEM SET $name = '$value'"
+    restart=1
+  fi
+done
+if [ "$restart" = 1 ]; then
+  scripts/services.sh pg-stop && scripts/services.sh pg-start
+fi
 .venv/bin/python -m bench "$@"

@@ -11,6 +11,8 @@ from typing import Any
 
 from flask import Response, jsonify, request, stream_with_context, url_for
 
+from models import Message
+
 from ..auth.scope import current_scope
 from ..errors import InvalidFilter
 from ..messages import presenters, queries
@@ -135,16 +137,86 @@ CSV_DETAIL_COLUMNS = (
 )
 
 
+#: What the export reads, in CSV_COLUMNS (+ CSV_DETAIL_COLUMNS) order: no identifiers object
+#: (the CSV has the promoted identifier columns), so no jsonb is decoded that the file omits.
+_CSV_QUERY_COLUMNS = (
+    Message.id,
+    Message.received_at,
+    Message.processing_start,
+    Message.processing_end,
+    Message.processing_ms,
+    Message.message_type,
+    Message.errored,
+    Message.acknowledged_at,
+    Message.exchange_name,
+    Message.routing_key,
+    Message.hash,
+    Message.payload_format,
+    Message.report_id,
+    Message.instrument,
+    Message.investigation,
+    Message.dataset,
+    Message.dataset_id,
+    Message.visit_id,
+    Message.error_message,
+    Message.error_fingerprint,
+)
+
+
+def _csv_values(row: Any, details: bool) -> list[str]:
+    """One CSV line's cells: the values `presenters.summary` gives, built straight from the row
+    tuple (the export's per-row cost is its throughput)."""
+    (
+        id_,
+        received_at,
+        start,
+        end,
+        ms,
+        message_type,
+        errored,
+        acknowledged_at,
+        exchange_name,
+        routing_key,
+        hash_,
+        payload_format,
+        report_id,
+        *identifiers,
+        error_message,
+        fingerprint,
+    ) = row
+    cells = [
+        str(id_),
+        received_at.isoformat(),
+        start.isoformat() if start else "",
+        end.isoformat() if end else "",
+        "" if ms is None else str(ms),
+        _csv_cell(message_type),
+        "errored" if errored else "ok",
+        "false" if acknowledged_at is None else "true",
+        _csv_cell(exchange_name),
+        _csv_cell(routing_key),
+        _csv_cell(hash_),
+        _csv_cell(payload_format),
+        _csv_cell(report_id),
+    ]
+    if details:
+        cells += [_csv_cell(v) for v in identifiers]
+        cells.append(_csv_cell(presenters.error_summary(error_message)))
+        cells.append(_csv_cell(fingerprint))
+    return cells
+
+
 def _csv_response(scope: Any, filters: MessageFilter) -> Response:
     columns = CSV_COLUMNS + (CSV_DETAIL_COLUMNS if scope.details else ())
+    details = scope.details
 
     def generate() -> Iterator[str]:
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         writer.writerow(columns)
-        for n, row in enumerate(queries.iter_messages(scope, filters), 1):
-            item = presenters.summary(row, scope.details)
-            writer.writerow([_csv_cell(item.get(c)) for c in columns])
+        rows = queries.iter_messages(scope, filters, columns=_CSV_QUERY_COLUMNS)
+        for n, row in enumerate(rows, 1):
+            writer.writerow(_csv_values(row, details))
             if n % 500 == 0:
                 yield buffer.getvalue()
                 buffer.seek(0)

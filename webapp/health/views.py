@@ -44,9 +44,8 @@ def _check_database() -> dict:
 
 
 def _check_broker() -> dict:
-    from kombu import Connection
-
     from amqp.exceptions import NotFound
+    from kombu import Connection
 
     settings = current_app.extensions["settings"]
     try:

@@ -226,10 +226,12 @@ class MessageFilter:
         where: list[Any] = []
         if self.types:
             where.append(m.message_type.in_(self.types))
+        # Plain `errored` / `NOT errored` (not IS TRUE): PostgreSQL proves only the plain form
+        # implies the predicate of the partial index of unacknowledged errors.
         if self.status == "errored":
-            where.append(m.errored.is_(True))
+            where.append(m.errored)
         elif self.status == "ok":
-            where.append(m.errored.is_(False))
+            where.append(~m.errored)
         if self.acknowledged == "hidden":
             where.append(m.acknowledged_at.is_(None))
         elif self.acknowledged == "only":

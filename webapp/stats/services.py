@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import bindparam, text
-from sqlalchemy.dialects.postgresql import ARRAY, INTEGER
+from sqlalchemy.dialects.postgresql import ARRAY, BIGINT, INTEGER, TEXT
 from sqlalchemy.engine import Connection
 
 from ..ingest.fingerprint import fingerprint as compute_fingerprint
@@ -165,12 +165,21 @@ def _fill_samples(conn: Connection, since: datetime) -> None:
         for r in rows
     ]
     if updates:
+        # One statement joined to the arrays: a per-row UPDATE would scan error_group_stats
+        # once per sample (no index on sample_message_id), quadratic on a large history.
         conn.execute(
             text(
-                "UPDATE error_group_stats SET sample_error = :text "
-                "WHERE sample_message_id = :id AND bucket >= :since"
-            ).bindparams(since=since),
-            updates,
+                "UPDATE error_group_stats s SET sample_error = u.text "
+                "FROM unnest(:ids, :texts) AS u(id, text) "
+                "WHERE s.sample_message_id = u.id AND s.bucket >= :since"
+            ).bindparams(
+                bindparam("ids", type_=ARRAY(BIGINT)), bindparam("texts", type_=ARRAY(TEXT))
+            ),
+            {
+                "ids": [u["id"] for u in updates],
+                "texts": [u["text"] for u in updates],
+                "since": since,
+            },
         )
 
 

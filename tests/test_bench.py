@@ -1,0 +1,74 @@
+"""Each benchmark of bench/ once at a tiny size, so they keep working (`make bench` runs them at
+full size against dedicated services; here they use the test suite's PostgreSQL and RabbitMQ).
+
+Only that they run end to end and report their figures is checked, not the figures: timings on
+a shared two-core machine under test load mean nothing.
+"""
+
+from __future__ import annotations
+
+import json
+
+import psycopg2
+import pytest
+
+from bench import __main__ as bench_main
+from bench import common, ingest, live, queries
+from tests.conftest import _require_services, admin_dsn, free_port
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def results(tmp_path, monkeypatch):
+    """Results, logs and EXPLAIN output go to a temporary directory, not bench/results/."""
+    _require_services()
+    for module in (common, ingest, queries, live):
+        monkeypatch.setattr(module, "RESULTS", tmp_path)
+    return tmp_path
+
+
+def test_ingest_benchmark_stores_every_preloaded_report(results):
+    out = ingest.main(["--count", "300", "--batch-sizes", "50", "--payload-bytes", "500"])
+    (run,) = out["runs"]
+    assert run["count"] == 300 and run["reports_per_second"] > 0
+    assert 0 < run["peak_rss_mb"] < 1000
+    assert json.loads((results / "ingest.json").read_text())["runs"][0]["batch_size"] == 50
+    assert bench_main.rows_for("ingest", out)[0][0] == "ingest"
+
+
+def test_queries_benchmark_loads_measures_and_explains(results):
+    db_name = f"bench_queries_test_{free_port()}"
+    args = ["--rows", "3000", "--months", "3", "--runs", "2", "--warmup", "1"]
+    args += ["--db-name", db_name, "--port", str(free_port()), "--jobs", "1"]
+    try:
+        out = queries.main(args)
+        assert out["data"]["rows"] == 3000 and not out["data"]["reused"]
+        with psycopg2.connect(admin_dsn(db_name)) as conn, conn.cursor() as cur:
+            cur.execute("SELECT count(*), (SELECT count(*) FROM messages_default) FROM messages")
+            assert cur.fetchone() == (3000, 0), "every row in a ranged partition"
+        conn.close()
+        # The same data set again: reused, not loaded a second time.
+        again = queries.main([*args, "--reuse", "--no-explain", "--drop"])
+    finally:
+        common.drop_database(db_name)
+    assert again["data"]["reused"]
+    names = {r["name"] for r in out["results"]}
+    assert {"list: first page, no filter", "trace", "stats (30 days)"} <= names
+    csv = next(r for r in out["results"] if r["kind"] == "csv")
+    assert csv["rows"] > 0
+    explained = (results / "queries-explain.txt").read_text()
+    assert "Buffers:" in explained and "FROM messages" in explained
+    table = bench_main.table(bench_main.rows_for("queries", out))
+    assert "list: first page, no filter" in table
+
+
+def test_live_benchmark_times_publish_to_socket(results):
+    out = live.main(
+        ["--rate", "20", "--sockets", "2", "--seconds", "2", "--port", str(free_port())]
+    )
+    assert out["published"] == 40
+    assert out["missing_on_unfiltered_sockets"] == 0
+    assert out["latency_p95_ms"] is not None and out["latency_p95_ms"] > 0
+    assert out["web_cpu_cores"] > 0
+    assert bench_main.rows_for("live", out)[1][1].startswith("gunicorn CPU")
