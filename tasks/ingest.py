@@ -1,9 +1,11 @@
 """The report consumer: a Kombu ConsumerStep inside the Celery worker (DESIGN §5).
 
-Callbacks run in the worker's consumer thread and only buffer the raw delivery. A batch goes to
-the writer thread when it holds INGEST_BATCH_SIZE reports or INGEST_FLUSH_MS after its first
-report; the writer parses it and stores it with `writer.write_batch` in one transaction, and the
-consumer thread acks every delivery of the batch only after that commit. When PostgreSQL is
+Callbacks run in the worker's consumer thread and only buffer the raw delivery. A batch is handed
+on when it holds INGEST_BATCH_SIZE reports or INGEST_FLUSH_MS after its first report: a parser
+thread parses it and builds its COPY rows (`writer.prepare_batch`, pure Python), a writer thread
+stores it with `writer.write_prepared` in one transaction, and the consumer thread acks every
+delivery of the batch only after that commit. Parsing the next batch overlaps the database's work
+on the current one. When PostgreSQL is
 unreachable nothing is acked: the batches are retried in order with exponential backoff and
 RabbitMQ keeps everything beyond the prefetch window.
 """
@@ -20,11 +22,13 @@ import psycopg2
 from celery import bootsteps
 from kombu import Consumer, Exchange, Queue
 
-from webapp.ingest.writer import ParseOptions, RawReport, write_batch
+from webapp.ingest.writer import ParseOptions, RawReport, prepare_batch, write_prepared
 
 logger = logging.getLogger("pacer_dashboard.ingest")
 
 BACKOFF_MAX_SECONDS = 30.0
+#: Batches between hand-off and ack: one being parsed, one prepared and waiting, one being written.
+MAX_IN_FLIGHT = 3
 
 
 def report_queue(settings) -> Queue:
@@ -42,8 +46,9 @@ class ReportIngestor:
     """Buffering, batching and acking, independent of Celery so tests can drive it directly.
 
     The consumer thread (kombu callbacks and the hub timer) buffers deliveries and hands full
-    batches to one writer thread, which parses and commits them while the consumer keeps
-    receiving: database time overlaps network and parsing time. Results come back in order and
+    batches to a parser thread and then one writer thread, which commits them while the consumer
+    keeps receiving and the parser prepares the next batch: database time overlaps network and
+    parsing time. Results come back in order and
     are acked from the consumer thread (AMQP channels are not thread-safe) with one `multiple`
     ack per batch. If a batch fails, it and every later batch are retried in order after a
     backoff, and nothing after a failed batch is acked before that batch is stored.
@@ -67,9 +72,11 @@ class ReportIngestor:
         self.retry_at = 0.0
         self.totals = {"stored": 0, "duplicates": 0, "quarantined": 0, "batches": 0}
         self.conn = None
+        self._parse_jobs: queue.Queue = queue.Queue()
         self._jobs: queue.Queue = queue.Queue()
         self._done: queue.Queue = queue.Queue()
         self._thread: threading.Thread | None = None
+        self._parser: threading.Thread | None = None
 
     # consumer thread ----------------------------------------------------------------------------
     def on_message(self, message) -> None:
@@ -91,8 +98,9 @@ class ReportIngestor:
             self.dispatch(partial=True)
 
     def dispatch(self, partial: bool = False) -> None:
-        """Hand buffered deliveries to the writer (at most two batches queued at once)."""
-        while self.pending and not self.retry and self.in_flight < 2:
+        """Hand buffered deliveries on (at most MAX_IN_FLIGHT batches parsed or written at once:
+        one being written, one prepared and waiting, one being parsed)."""
+        while self.pending and not self.retry and self.in_flight < MAX_IN_FLIGHT:
             if len(self.pending) < self.batch_size and not partial:
                 return
             batch, self.pending = self.pending[: self.batch_size], self.pending[self.batch_size :]
@@ -122,8 +130,13 @@ class ReportIngestor:
                 target=self._writer_loop, name="report-writer", daemon=True
             )
             self._thread.start()
+        if self._parser is None or not self._parser.is_alive():
+            self._parser = threading.Thread(
+                target=self._parser_loop, name="report-parser", daemon=True
+            )
+            self._parser.start()
         self.in_flight += 1
-        self._jobs.put(batch)
+        self._parse_jobs.put(batch)
 
     def _ack(self, batch: list) -> None:
         try:
@@ -184,21 +197,21 @@ class ReportIngestor:
             )
         self.pending, self.retry, self.first_pending_at = [], [], None
 
-    # writer thread ------------------------------------------------------------------------------
-    def _writer_loop(self) -> None:
+    # parser thread ------------------------------------------------------------------------------
+    def _parser_loop(self) -> None:
         while True:
-            batch = self._jobs.get()
+            batch = self._parse_jobs.get()
             if batch is None:
+                self._jobs.put(None)
                 return
             try:
-                result = self.write(batch)
+                prepared = self.prepare(batch)
             except BaseException as exc:  # noqa: BLE001 - reported to the consumer thread
-                self._close()
-                self._done.put((batch, None, exc))
+                self._jobs.put((batch, None, exc))
             else:
-                self._done.put((batch, result, None))
+                self._jobs.put((batch, prepared, None))
 
-    def write(self, batch: list):
+    def prepare(self, batch: list):
         raws = [
             RawReport(
                 body=m.body if isinstance(m.body, bytes) else str(m.body).encode(),
@@ -208,9 +221,30 @@ class ReportIngestor:
             )
             for m in batch
         ]
+        return prepare_batch(raws, self.options)
+
+    # writer thread ------------------------------------------------------------------------------
+    def _writer_loop(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            batch, prepared, error = job
+            if error is not None:
+                self._done.put((batch, None, error))
+                continue
+            try:
+                result = self.write(prepared)
+            except BaseException as exc:  # noqa: BLE001 - reported to the consumer thread
+                self._close()
+                self._done.put((batch, None, exc))
+            else:
+                self._done.put((batch, result, None))
+
+    def write(self, prepared):
         if self.conn is None or self.conn.closed:
             self.conn = self.connect()
-        return write_batch(self.conn, raws, self.options)
+        return write_prepared(self.conn, prepared, self.options)
 
     def _close(self) -> None:
         if self.conn is not None:
@@ -221,8 +255,12 @@ class ReportIngestor:
         self.conn = None
 
     def close(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
+        if self._parser is not None and self._parser.is_alive():
+            self._parse_jobs.put(None)  # the parser passes the stop on to the writer
+            self._parser.join(30)
+        elif self._thread is not None and self._thread.is_alive():
             self._jobs.put(None)
+        if self._thread is not None and self._thread.is_alive():
             self._thread.join(30)
         self._close()
 

@@ -138,7 +138,7 @@ def parse_report(
     except UnicodeDecodeError as exc:
         raise NotAReport(f"body is not UTF-8 ({exc.reason} at byte {exc.start})") from None
     try:
-        envelope = json.loads(text, parse_constant=_refuse_constant)
+        envelope = _DECODER.decode(text)
     except RecursionError:
         raise NotAReport("body is not JSON: nested too deeply") from None
     except ValueError as exc:
@@ -249,7 +249,7 @@ def decode_payload(payload: Any) -> tuple[str | None, str, Any, bool]:
     stripped = text.strip()
     if stripped[:1] in ("{", "["):
         try:
-            return text, "json", json.loads(stripped, parse_constant=_refuse_constant), False
+            return text, "json", _DECODER.decode(stripped), False
         except (ValueError, RecursionError):
             pass
         if len(stripped) <= MAX_REPR_BYTES:
@@ -343,6 +343,10 @@ def _timestamp(value: str | None, name: str, timezone: tzinfo) -> datetime | Non
 
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
+
+
+#: One decoder for every body (json.loads with options builds a new one per call).
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
 
 
 def _depth(value: Any, limit: int = MAX_DEPTH + 1) -> int:

@@ -112,6 +112,32 @@ def classify(reports: Sequence[RawReport], options: ParseOptions):
     return parsed, rejected
 
 
+@dataclass
+class PreparedBatch:
+    """A batch parsed and turned into COPY rows, ready for `write_prepared`.
+
+    Preparing is pure Python (no database): the worker does it for the next batch while the
+    database is busy with the current one.
+    """
+
+    raws: Sequence[RawReport]
+    parsed: list[tuple[RawReport, ParsedReport]]
+    rejected: list[tuple[RawReport, str]]
+    #: report_id -> the COPY text of its row without `id` and `received_at` (set at write time);
+    #: for a report id seen twice in the batch, the first one (the one that is stored).
+    copy_rows: dict[str, str]
+
+
+def prepare_batch(reports: Sequence[RawReport], options: ParseOptions) -> PreparedBatch:
+    """Parse `reports` and build their COPY rows; never touches the database."""
+    parsed, rejected = classify(reports, options)
+    copy_rows: dict[str, str] = {}
+    for _, report in parsed:
+        if report.report_id not in copy_rows:
+            copy_rows[report.report_id] = _copy_row(report)
+    return PreparedBatch(reports, parsed, rejected, copy_rows)
+
+
 def write_batch(
     conn: PgConnection,
     reports: Sequence[RawReport],
@@ -120,11 +146,22 @@ def write_batch(
     now: datetime | None = None,
 ) -> BatchResult:
     """Parse and store `reports` in one transaction; commit. See the module docstring."""
+    return write_prepared(conn, prepare_batch(reports, options), options, now=now)
+
+
+def write_prepared(
+    conn: PgConnection,
+    prepared: PreparedBatch,
+    options: ParseOptions,
+    *,
+    now: datetime | None = None,
+) -> BatchResult:
+    """Store a prepared batch in one transaction; commit."""
     started = time.perf_counter()
-    parsed, rejected = classify(reports, options)
+    reports = prepared.raws
     received_at = now or datetime.now(UTC)
     try:
-        result = _write(conn, parsed, rejected, received_at)
+        result = _write(conn, prepared, received_at)
         conn.commit()
     except (psycopg2.OperationalError, psycopg2.InterfaceError):
         # The database is unreachable: nothing is stored, the caller must not ack.
@@ -137,7 +174,8 @@ def write_batch(
             reason = f"database rejected the report: {type(exc).__name__}: {exc}"
             reason = reason.splitlines()[0][:500]
             logger.warning("%s", reason)
-            result = _write(conn, [], [(reports[0], reason)], received_at)
+            quarantine = PreparedBatch(reports, [], [(reports[0], reason)], {})
+            result = _write(conn, quarantine, received_at)
             conn.commit()
         else:
             logger.warning("batch of %d rejected (%s); retrying one by one", len(reports), exc)
@@ -164,12 +202,8 @@ def _safe_rollback(conn: PgConnection) -> None:
         pass
 
 
-def _write(
-    conn: PgConnection,
-    parsed: list[tuple[RawReport, ParsedReport]],
-    rejected: list[tuple[RawReport, str]],
-    received_at: datetime,
-) -> BatchResult:
+def _write(conn: PgConnection, prepared: PreparedBatch, received_at: datetime) -> BatchResult:
+    parsed, rejected = prepared.parsed, prepared.rejected
     result = BatchResult()
     with conn.cursor() as cur:
         # Dedupe inside the batch, then against the receipts (redeliveries, replays).
@@ -195,7 +229,7 @@ def _write(
         fresh = [r for rid, r in unique.items() if rid in new_ids]
 
         if fresh:
-            rows = _copy_messages(cur, fresh, received_at)
+            rows = _copy_messages(cur, fresh, prepared.copy_rows, received_at)
             result.ids_by_report = {report_id: mid for mid, report_id in rows}
             result.message_ids = sorted(result.ids_by_report.values())
             result.stored = len(rows)
@@ -243,7 +277,9 @@ def _write(
     return result
 
 
-def _copy_messages(cur, reports: list[ParsedReport], received_at: datetime) -> list[tuple]:
+def _copy_messages(
+    cur, reports: list[ParsedReport], copy_rows: dict[str, str], received_at: datetime
+) -> list[tuple]:
     """Insert with COPY (the fastest path into PostgreSQL); ids are drawn from the identity
     sequence first so the caller still learns each report's message id."""
     cur.execute(
@@ -251,18 +287,23 @@ def _copy_messages(cur, reports: list[ParsedReport], received_at: datetime) -> l
         (len(reports),),
     )
     ids = [row[0] for row in cur.fetchall()]
+    moment = "\t" + received_at.isoformat() + "\t"
     buffer = io.StringIO()
     for message_id, report in zip(ids, reports, strict=True):
         buffer.write(str(message_id))
-        for value in _message_row(report, received_at):
-            buffer.write("\t")
-            buffer.write(_copy_value(value))
+        buffer.write(moment)
+        buffer.write(copy_rows[report.report_id])
         buffer.write("\n")
     buffer.seek(0)
     cur.copy_expert(
         f"COPY messages (id, {', '.join(MESSAGE_COLUMNS)}) FROM STDIN", buffer, size=1 << 20
     )
     return [(message_id, report.report_id) for message_id, report in zip(ids, reports, strict=True)]
+
+
+def _copy_row(report: ParsedReport) -> str:
+    """The COPY text of a report's row after `id` and `received_at` (MESSAGE_COLUMNS[1:])."""
+    return "\t".join([_copy_value(value) for value in _message_row(report)])
 
 
 def _copy_value(value: Any) -> str:
@@ -288,9 +329,9 @@ def _copy_value(value: Any) -> str:
     return text
 
 
-def _message_row(r: ParsedReport, received_at: datetime) -> tuple:
+def _message_row(r: ParsedReport) -> tuple:
+    """The values of MESSAGE_COLUMNS[1:] (received_at is the batch's, set when it is written)."""
     return (
-        received_at,
         r.report_id,
         r.message_type,
         r.processing_start,
@@ -317,6 +358,8 @@ def _message_row(r: ParsedReport, received_at: datetime) -> tuple:
 
 
 def _json(value: Any) -> str:
+    if not value and isinstance(value, dict):
+        return "{}"  # most reports: no errors, no extras
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
