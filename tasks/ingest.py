@@ -96,6 +96,10 @@ class ReportIngestor:
                 self._submit(batch)
         if self.pending and time.monotonic() - (self.first_pending_at or 0) >= self.flush_seconds:
             self.dispatch(partial=True)
+        elif len(self.pending) >= self.batch_size:
+            # Full batches waiting for a writer slot that collect() just freed: with the prefetch
+            # window full no delivery arrives to trigger dispatch, only this timer.
+            self.dispatch()
 
     def dispatch(self, partial: bool = False) -> None:
         """Hand buffered deliveries on (at most MAX_IN_FLIGHT batches parsed or written at once:
@@ -304,7 +308,9 @@ class ReportConsumerStep(bootsteps.ConsumerStep):
     def start(self, c):
         super().start(c)
         if self.ingestor is not None and self.timer_entry is None:
-            interval = max(0.01, min(self.ingestor.flush_seconds / 2, 0.05))
+            # Short: with the prefetch window full, acks (which let the broker send more) and
+            # hand-offs happen only on this timer, so its period is dead time per batch.
+            interval = max(0.005, min(self.ingestor.flush_seconds / 4, 0.01))
             self.timer_entry = c.timer.call_repeatedly(interval, self._tick)
 
     def _tick(self):
