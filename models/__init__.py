@@ -6,16 +6,19 @@ from .investigations import InvestigationCheck
 from .messages import Message, QuarantinedReport, ReportReceipt
 from .ops import Heartbeat
 from .stats import ErrorGroup, MessageStat
+from .stats_daily import ErrorGroupStatDaily, MessageStatDaily
 
 __all__ = [
     "AuditLog",
     "Base",
     "ErrorGroup",
+    "ErrorGroupStatDaily",
     "Group",
     "Heartbeat",
     "InvestigationCheck",
     "Message",
     "MessageStat",
+    "MessageStatDaily",
     "QuarantinedReport",
     "ReportReceipt",
     "User",

@@ -1,4 +1,5 @@
-"""Rollups equal a direct aggregate over `messages`, and `flask rollups rebuild` reproduces them."""
+"""Rollups equal a direct aggregate over `messages`, and `flask rollups rebuild` reproduces them;
+the daily rollups equal the hourly ones summed per UTC day, whatever changed the hourly ones."""
 
 from __future__ import annotations
 
@@ -124,6 +125,70 @@ def _snapshot(pg) -> tuple[dict, dict, dict]:
     return stats, groups, per_fp
 
 
+def _day(t: datetime) -> datetime:
+    return t.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _daily_from_hourly(stats: dict, groups: dict) -> tuple[dict, dict]:
+    """The hourly rollups (as `_snapshot` returns them) summed per UTC day, in Python."""
+    days: dict = {}
+    for (bucket, mtype, instrument), (total, errored, sum_ms, max_ms, timed, hist) in stats.items():
+        d = days.setdefault((_day(bucket), mtype, instrument), [0, 0, 0, 0, 0, []])
+        d[0], d[1], d[2], d[4] = d[0] + total, d[1] + errored, d[2] + sum_ms, d[4] + timed
+        d[3] = max(d[3], max_ms)
+        d[5] = histogram.add(d[5], hist)
+    stats_daily = {k: (*v[:5], histogram.trim(v[5])) for k, v in days.items()}
+    per_day: dict = defaultdict(list)
+    for (fp, bucket, mtype, instrument), row in groups.items():
+        per_day[(fp, _day(bucket), mtype, instrument)].append(row)
+    groups_daily = {}
+    for key, rows in per_day.items():
+        open_ = [r for r in rows if r[0] > r[1]]
+        sample = min(rows, key=lambda r: r[4])
+        open_sample = min(open_, key=lambda r: r[4]) if open_ else None
+        groups_daily[key] = (
+            sum(r[0] for r in rows),
+            sum(r[1] for r in rows),
+            min(r[2] for r in rows),
+            max(r[3] for r in rows),
+            sample[4],
+            sample[5],
+            min(r[2] for r in open_) if open_ else None,
+            max(r[3] for r in open_) if open_ else None,
+            open_sample[4] if open_sample else None,
+            open_sample[5] if open_sample else None,
+        )
+    return stats_daily, groups_daily
+
+
+def _daily_snapshot(pg) -> tuple[dict, dict]:
+    with pg.cursor() as cur:
+        cur.execute(
+            "SELECT bucket, message_type, instrument, total, errored, sum_processing_ms, "
+            "max_processing_ms, timed, processing_histogram FROM message_stats_daily"
+        )
+        # Stored without trailing zero bins: compared as they are.
+        stats = {tuple(r[:3]): (*r[3:8], list(r[8])) for r in cur.fetchall()}
+        cur.execute(
+            "SELECT fingerprint, bucket, message_type, instrument, count, acknowledged, "
+            "first_seen_at, last_seen_at, sample_message_id, sample_error, open_first_seen_at, "
+            "open_last_seen_at, open_sample_message_id, open_sample_error "
+            "FROM error_group_stats_daily"
+        )
+        groups = {tuple(r[:4]): tuple(r[4:]) for r in cur.fetchall()}
+    return stats, groups
+
+
+def _assert_daily_consistent(pg, exp_stats: dict | None = None) -> tuple[dict, dict]:
+    """Daily rows == hourly rows summed per day (and, given, == `messages` summed per day)."""
+    stats, groups = _snapshot(pg)[:2]
+    daily = _daily_snapshot(pg)
+    assert daily == _daily_from_hourly(stats, groups)
+    if exp_stats is not None:
+        assert daily[0] == _daily_from_hourly(exp_stats, {})[0]
+    return daily
+
+
 def _rebuild(app, *args: str) -> str:
     result = app.test_cli_runner().invoke(args=["rollups", "rebuild", *args])
     assert result.exit_code == 0, result.output
@@ -172,16 +237,28 @@ def test_rollups_equal_a_direct_aggregate_and_rebuild_reproduces_them(
     assert stats == exp_stats
     assert {k: v[:5] for k, v in groups.items()} == exp_groups
     assert {k: v[:3] for k, v in per_fp.items()} == exp_fp
+    # The triggers followed every batch and (un-)acknowledgement.
+    daily = _assert_daily_consistent(pg, exp_stats)
+    # Error counts per day from `messages` too.
+    exp_daily_counts: dict = defaultdict(lambda: [0, 0])
+    for (fp, bucket, mtype, instrument), (n, acked_n, *_) in exp_groups.items():
+        c = exp_daily_counts[(fp, _day(bucket), mtype, instrument)]
+        c[0], c[1] = c[0] + n, c[1] + acked_n
+    assert {k: v[:2] for k, v in daily[1].items()} == {
+        k: tuple(v) for k, v in exp_daily_counts.items()
+    }
 
     _rebuild(app)
     pg.rollback()
     assert _snapshot(pg) == (stats, groups, per_fp)
+    assert _daily_snapshot(pg) == daily
 
     # A partial rebuild replaces the hours from `since` on, with the same result.
     since = (BASE + timedelta(hours=since_hours)).isoformat()
     _rebuild(app, "--since", since)
     pg.rollback()
     assert _snapshot(pg) == (stats, groups, per_fp)
+    assert _daily_snapshot(pg) == daily
 
 
 def test_rebuild_repairs_damaged_rollups_and_restores_missing_groups(app, db, pg, settings):
@@ -202,15 +279,23 @@ def test_rebuild_repairs_damaged_rollups_and_restores_missing_groups(app, db, pg
         pg, [RawReport(b, "application/json") for b in bodies], parse_options(settings), now=BASE
     )
     before = _snapshot(pg)
+    before_daily = _daily_snapshot(pg)
     with pg.cursor() as cur:
-        cur.execute("UPDATE message_stats SET total = 99, processing_histogram = '{}'")
+        cur.execute(
+            "UPDATE message_stats SET total = 99, processing_histogram = '{}', "
+            "max_processing_ms = 3"
+        )
         cur.execute("DELETE FROM error_groups")
         cur.execute("UPDATE error_group_stats SET count = 7, sample_error = 'x'")
     pg.commit()
+    # Manual edits of the hourly rows reach the daily ones too (a lowered max included).
+    damaged = _assert_daily_consistent(pg)
+    assert damaged[0][next(iter(damaged[0]))][3] == 3
     output = _rebuild(app)
     assert "1 error groups added" in output
     pg.rollback()
     assert _snapshot(pg) == before
+    assert _daily_snapshot(pg) == before_daily
 
 
 def test_rebuild_refuses_a_bad_since_and_waits_for_no_one_when_locked(app, db, pg):
@@ -236,3 +321,73 @@ def test_histogram_bins_agree_with_postgres_width_bucket(pg, ms):
     with pg.cursor() as cur:
         cur.execute("SELECT width_bucket(%s, %s::int[])", (ms, list(histogram.EDGES_MS)))
         assert cur.fetchone()[0] == histogram.bin_of(ms)
+
+
+def test_concurrent_batches_and_acknowledgements_keep_the_daily_rollups_exact(
+    app, db, pg, settings
+):
+    """Writers committing batches of the same hours and days at once, and acknowledgements
+    meanwhile: no count lost, no deadlock, daily rows equal to the hourly ones summed."""
+    import random
+    import threading
+
+    import psycopg2
+
+    from tests.conftest import admin_dsn
+
+    dsn = admin_dsn(app.extensions["settings"].POSTGRES_DB)
+    failures: list[BaseException] = []
+    written: list[int] = []
+    reports = [
+        {"type": t, "instrument": i, "error": e, "second_error": False, "ms": ms, "ack": False}
+        for t in TYPES
+        for i in INSTRUMENTS
+        for e, ms in ((None, 5), ((ERRORS[0], 1), 90_000), ((ERRORS[2], 2), None))
+    ]
+
+    def writer(seed: int) -> None:
+        rng = random.Random(seed)
+        conn = psycopg2.connect(dsn)
+        try:
+            for n in range(12):
+                chosen = rng.sample(reports, 12)
+                result = write_batch(
+                    conn,
+                    [RawReport(_body(r), "application/json") for r in chosen],
+                    parse_options(settings),
+                    # Two workers in the same hours of the same two days.
+                    now=BASE + timedelta(hours=(n % 3) + 3 * (n % 2)),
+                )
+                written.extend(result.ids_by_report.values())
+        except BaseException as exc:  # surfaced below
+            failures.append(exc)
+        finally:
+            conn.close()
+
+    def acknowledger() -> None:
+        conn = psycopg2.connect(dsn)
+        try:
+            for _ in range(10):
+                with conn.cursor() as cur:
+                    cur.execute(
+                        "UPDATE messages SET acknowledged_at = CASE WHEN acknowledged_at IS NULL "
+                        "THEN now() END WHERE errored AND id % 3 = 0"
+                    )
+                conn.commit()
+        except BaseException as exc:
+            failures.append(exc)
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=writer, args=(s,)) for s in (1, 2, 3)]
+    threads.append(threading.Thread(target=acknowledger))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not failures, failures
+    assert len(written) == 3 * 12 * 12
+    pg.rollback()
+    exp_stats = _expected(pg)[0]
+    assert _snapshot(pg)[0] == exp_stats
+    _assert_daily_consistent(pg, exp_stats)

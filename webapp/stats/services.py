@@ -2,9 +2,12 @@
 
 Ingestion maintains the rollups (webapp.ingest.writer); acknowledgements are folded into
 `error_group_stats.acknowledged` by the database trigger `messages_ack_rollup` (migration
-`stats_rollups`), so the actions code has nothing to call. The rebuild is for repairs: after the
-migration on an existing database, after a retention drop (dropped partitions leave their rollups,
-which keep the history of the statistics), or after manual edits of `messages`.
+`stats_rollups`), so the actions code has nothing to call. The daily rollups
+(`message_stats_daily`, `error_group_stats_daily`) follow every change of the hourly ones through
+triggers (migration `daily_rollups`), the rebuild's deletes and inserts included. The rebuild is
+for repairs: after the migration on an existing database, after a retention drop (dropped
+partitions leave their rollups, which keep the history of the statistics), or after manual edits
+of `messages`.
 """
 
 from __future__ import annotations
