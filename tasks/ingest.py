@@ -5,9 +5,8 @@ on when it holds INGEST_BATCH_SIZE reports or INGEST_FLUSH_MS after its first re
 thread parses it and builds its COPY rows (`writer.prepare_batch`, pure Python), a writer thread
 stores it with `writer.write_prepared` in one transaction, and the consumer thread acks every
 delivery of the batch only after that commit. Parsing the next batch overlaps the database's work
-on the current one. When PostgreSQL is
-unreachable nothing is acked: the batches are retried in order with exponential backoff and
-RabbitMQ keeps everything beyond the prefetch window.
+on the current one. When PostgreSQL is unreachable nothing is acked: the batches are retried in
+order with exponential backoff and RabbitMQ keeps everything beyond the prefetch window.
 """
 
 from __future__ import annotations
@@ -48,9 +47,8 @@ class ReportIngestor:
     The consumer thread (kombu callbacks and the hub timer) buffers deliveries and hands full
     batches to a parser thread and then one writer thread, which commits them while the consumer
     keeps receiving and the parser prepares the next batch: database time overlaps network and
-    parsing time. Results come back in order and
-    are acked from the consumer thread (AMQP channels are not thread-safe) with one `multiple`
-    ack per batch. If a batch fails, it and every later batch are retried in order after a
+    parsing time. Results come back in order and are acked from the consumer thread (AMQP
+    channels are not thread-safe) with one `multiple` ack per batch. If a batch fails, it and every later batch are retried in order after a
     backoff, and nothing after a failed batch is acked before that batch is stored.
     """
 
