@@ -103,6 +103,28 @@ class Proc:
         self.log.close()
 
 
+def start_worker(node: str, environ: dict[str, str], log: Path) -> Proc:
+    """One `celery worker -P solo` (the real report consumer step) with `environ`."""
+    return Proc(
+        [
+            str(BIN / "celery"),
+            "-A",
+            "wsgi.celery_app",
+            "worker",
+            "-P",
+            "solo",
+            "-n",
+            node,
+            "--without-gossip",
+            "--without-mingle",
+            "--loglevel",
+            "WARNING",
+        ],
+        environ,
+        log,
+    )
+
+
 def peak_rss_mb(pid: int) -> float:
     """VmHWM of a process (kB → MB)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

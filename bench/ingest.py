@@ -15,9 +15,7 @@ import psycopg2
 from kombu import Connection, Exchange, Producer, Queue
 
 from bench.common import (
-    BIN,
     RESULTS,
-    Proc,
     admin_dsn,
     create_database,
     drop_database,
@@ -25,6 +23,7 @@ from bench.common import (
     peak_rss_mb,
     save,
     settings,
+    start_worker,
     wait_until,
 )
 
@@ -67,21 +66,8 @@ def run_once(count: int, batch_size: int, bodies: list[bytes]) -> dict:
     preload(s.broker_url, names, bodies[:count])
     dsn = admin_dsn(db_name)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    worker = Proc(
-        [
-            str(BIN / "celery"),
-            "-A",
-            "wsgi.celery_app",
-            "worker",
-            "-P",
-            "solo",
-            "-n",
-            f"bench-{suffix}@%h",
-            "--without-gossip",
-            "--without-mingle",
-            "--loglevel",
-            "WARNING",
-        ],
+    worker = start_worker(
+        f"bench-{suffix}@%h",
         env(db_name, INGEST_BATCH_SIZE=str(batch_size), **names),
         RESULTS / f"ingest-worker-{batch_size}.log",
     )

@@ -35,6 +35,7 @@ from bench.common import (
     env,
     save,
     settings,
+    start_worker,
     wait_until,
 )
 
@@ -160,24 +161,7 @@ def run(args) -> dict:
         ).declare()
     RESULTS.mkdir(parents=True, exist_ok=True)
     environ = env(db_name, **names)
-    worker = Proc(
-        [
-            str(BIN / "celery"),
-            "-A",
-            "wsgi.celery_app",
-            "worker",
-            "-P",
-            "solo",
-            "-n",
-            f"bench-live-{suffix}@%h",
-            "--without-gossip",
-            "--without-mingle",
-            "--loglevel",
-            "WARNING",
-        ],
-        environ,
-        RESULTS / "live-worker.log",
-    )
+    worker = start_worker(f"bench-live-{suffix}@%h", environ, RESULTS / "live-worker.log")
     web = Proc(
         [
             str(BIN / "gunicorn"),
