@@ -11,17 +11,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 from .base import Base
 
 
-class MessageStat(Base):
-    """Hourly rollup per (bucket, message type, instrument), upserted per ingested batch."""
+class MessageStatColumns:
+    """Dimensions and measures shared by `message_stats` and its daily twin."""
 
-    __tablename__ = "message_stats"
-    __table_args__ = (
-        PrimaryKeyConstraint("bucket", "message_type", "instrument", name="pk_message_stats"),
-        Index("ix_message_stats_message_type_bucket", "message_type", "bucket"),
-    )
-
-    #: Start of the hour (UTC) of `received_at`.
-    bucket: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     message_type: Mapped[str] = mapped_column(Text)
     #: Lower-cased instrument; '' when the message has none (a PK column cannot be NULL).
     instrument: Mapped[str] = mapped_column(Text)
@@ -37,6 +29,19 @@ class MessageStat(Base):
     processing_histogram: Mapped[list[int]] = mapped_column(
         ARRAY(BigInteger), server_default=text("'{}'::bigint[]")
     )
+
+
+class MessageStat(MessageStatColumns, Base):
+    """Hourly rollup per (bucket, message type, instrument), upserted per ingested batch."""
+
+    __tablename__ = "message_stats"
+    __table_args__ = (
+        PrimaryKeyConstraint("bucket", "message_type", "instrument", name="pk_message_stats"),
+        Index("ix_message_stats_message_type_bucket", "message_type", "bucket"),
+    )
+
+    #: Start of the hour (UTC) of `received_at`.
+    bucket: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class ErrorGroup(Base):
@@ -57,7 +62,26 @@ class ErrorGroup(Base):
     sample_error: Mapped[str] = mapped_column(Text)
 
 
-class ErrorGroupStat(Base):
+class ErrorGroupStatColumns:
+    """Dimensions and measures shared by `error_group_stats` and its daily twin."""
+
+    fingerprint: Mapped[str] = mapped_column(Text)
+    message_type: Mapped[str] = mapped_column(Text)
+    #: Lower-cased instrument; '' when the message has none.
+    instrument: Mapped[str] = mapped_column(Text)
+    #: Errored messages with this fingerprint.
+    count: Mapped[int] = mapped_column(BigInteger)
+    #: How many of them are acknowledged now.
+    acknowledged: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    first_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    #: Smallest message id of the row, and its error text: a sample inside any scope that sees
+    #: this row (the global sample of `error_groups` may lie outside a restricted user's scope).
+    sample_message_id: Mapped[int] = mapped_column(BigInteger)
+    sample_error: Mapped[str] = mapped_column(Text)
+
+
+class ErrorGroupStat(ErrorGroupStatColumns, Base):
     """Errors per (error group, hour, message type, instrument): the errors page and the top
     groups of /stats read this, restricted by the user's scope and the filters, never `messages`.
 
@@ -74,19 +98,5 @@ class ErrorGroupStat(Base):
         Index("ix_error_group_stats_message_type_bucket", "message_type", "bucket"),
     )
 
-    fingerprint: Mapped[str] = mapped_column(Text)
     #: Start of the hour (UTC) of `received_at`.
     bucket: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    message_type: Mapped[str] = mapped_column(Text)
-    #: Lower-cased instrument; '' when the message has none.
-    instrument: Mapped[str] = mapped_column(Text)
-    #: Errored messages with this fingerprint.
-    count: Mapped[int] = mapped_column(BigInteger)
-    #: How many of them are acknowledged now.
-    acknowledged: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
-    first_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    #: Smallest message id of the row, and its error text: a sample inside any scope that sees
-    #: this row (the global sample of `error_groups` may lie outside a restricted user's scope).
-    sample_message_id: Mapped[int] = mapped_column(BigInteger)
-    sample_error: Mapped[str] = mapped_column(Text)

@@ -12,15 +12,19 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, Index, PrimaryKeyConstraint, Text, text
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import BigInteger, DateTime, Index, PrimaryKeyConstraint, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base
+from .stats import ErrorGroupStatColumns, MessageStatColumns
 
 
-class MessageStatDaily(Base):
-    """`message_stats` summed per (UTC day, message type, instrument); trigger-maintained."""
+class MessageStatDaily(MessageStatColumns, Base):
+    """`message_stats` summed per (UTC day, message type, instrument); trigger-maintained.
+
+    `max_processing_ms` is the greatest of the day's hourly rows; the histogram their element-wise
+    sum, without trailing zero bins.
+    """
 
     __tablename__ = "message_stats_daily"
     __table_args__ = (
@@ -30,28 +34,15 @@ class MessageStatDaily(Base):
 
     #: Start (00:00 UTC) of the day of the hourly buckets summed here.
     bucket: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    message_type: Mapped[str] = mapped_column(Text)
-    #: Lower-cased instrument; '' when the message has none.
-    instrument: Mapped[str] = mapped_column(Text)
-    total: Mapped[int] = mapped_column(BigInteger)
-    errored: Mapped[int] = mapped_column(BigInteger)
-    sum_processing_ms: Mapped[int] = mapped_column(BigInteger)
-    #: Greatest `max_processing_ms` of the day's hourly rows.
-    max_processing_ms: Mapped[int] = mapped_column(BigInteger)
-    timed: Mapped[int] = mapped_column(BigInteger)
-    #: Element-wise sum of the hourly histograms, without trailing zero bins.
-    processing_histogram: Mapped[list[int]] = mapped_column(
-        ARRAY(BigInteger), server_default=text("'{}'::bigint[]")
-    )
 
 
-class ErrorGroupStatDaily(Base):
+class ErrorGroupStatDaily(ErrorGroupStatColumns, Base):
     """`error_group_stats` summed per (fingerprint, UTC day, message type, instrument).
 
-    Besides the day's first/last seen and sample (over all its hourly rows) it keeps the same
-    three over its *open* hourly rows only (count > acknowledged): the errors page, which hides
-    acknowledged errors, takes them from the hourly rows that still have open errors, and these
-    let the daily level answer it with the same timestamps and sample.
+    First/last seen and the sample are taken over all the day's hourly rows. Besides those it
+    keeps the same three over its *open* hourly rows only (count > acknowledged): the errors page,
+    which hides acknowledged errors, takes them from the hourly rows that still have open errors,
+    and these let the daily level answer it with the same timestamps and sample.
     """
 
     __tablename__ = "error_group_stats_daily"
@@ -63,19 +54,8 @@ class ErrorGroupStatDaily(Base):
         Index("ix_error_group_stats_daily_message_type_bucket", "message_type", "bucket"),
     )
 
-    fingerprint: Mapped[str] = mapped_column(Text)
     #: Start (00:00 UTC) of the day of the hourly buckets summed here.
     bucket: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    message_type: Mapped[str] = mapped_column(Text)
-    #: Lower-cased instrument; '' when the message has none.
-    instrument: Mapped[str] = mapped_column(Text)
-    count: Mapped[int] = mapped_column(BigInteger)
-    acknowledged: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
-    first_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    #: Smallest sample id of the day's hourly rows, and that row's sample text.
-    sample_message_id: Mapped[int] = mapped_column(BigInteger)
-    sample_error: Mapped[str] = mapped_column(Text)
     #: The same over the hourly rows with open (unacknowledged) errors; NULL when none is open.
     open_first_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     open_last_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
