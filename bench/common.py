@@ -103,24 +103,31 @@ class Proc:
         self.log.close()
 
 
+def process_command(name: str) -> list[str]:
+    """The command line users run for process `name` (webapp/processes.py: the one definition)."""
+    return [sys.executable, "-m", "webapp.processes", name]
+
+
 def start_worker(node: str, environ: dict[str, str], log: Path) -> Proc:
-    """One `celery worker -P solo` (the real report consumer step) with `environ`."""
+    """The worker exactly as users start it (the real report consumer step), named `node`."""
     return Proc(
-        [
-            str(BIN / "celery"),
-            "-A",
-            "wsgi.celery_app",
-            "worker",
-            "-P",
-            "solo",
-            "-n",
-            node,
-            "--without-gossip",
-            "--without-mingle",
-            "--loglevel",
-            "WARNING",
-        ],
-        environ,
+        process_command("worker"),
+        {**environ, "WORKER_NAME": node, "LOG_LEVEL": "WARNING", "RUN_DIR": str(RESULTS / "run")},
+        log,
+    )
+
+
+def start_web(port: int, environ: dict[str, str], log: Path, **settings: str) -> Proc:
+    """gunicorn exactly as users start it, on 127.0.0.1:`port`."""
+    return Proc(
+        process_command("web"),
+        {
+            **environ,
+            "WEB_BIND": f"127.0.0.1:{port}",
+            "RUN_DIR": str(RESULTS / "run"),
+            "LOG_LEVEL": "WARNING",
+            **settings,
+        },
         log,
     )
 

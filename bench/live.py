@@ -26,15 +26,14 @@ from kombu import Connection, Exchange, Producer, Queue
 from simple_websocket import Client
 
 from bench.common import (
-    BIN,
     RESULTS,
-    Proc,
     admin_dsn,
     create_database,
     drop_database,
     env,
     save,
     settings,
+    start_web,
     start_worker,
     wait_until,
 )
@@ -162,21 +161,8 @@ def run(args) -> dict:
     RESULTS.mkdir(parents=True, exist_ok=True)
     environ = env(db_name, **names)
     worker = start_worker(f"bench-live-{suffix}@%h", environ, RESULTS / "live-worker.log")
-    web = Proc(
-        [
-            str(BIN / "gunicorn"),
-            "-k",
-            "gthread",
-            "--threads",
-            str(args.threads),
-            "-w",
-            "2",
-            "-b",
-            f"127.0.0.1:{args.port}",
-            "wsgi:app",
-        ],
-        environ,
-        RESULTS / "live-gunicorn.log",
+    web = start_web(
+        args.port, environ, RESULTS / "live-gunicorn.log", WEB_THREADS=str(args.threads)
     )
     base = f"http://127.0.0.1:{args.port}"
     listeners: list[Listener] = []

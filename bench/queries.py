@@ -36,6 +36,7 @@ from bench.common import (
     env,
     save,
     settings,
+    start_web,
     wait_until,
 )
 
@@ -382,22 +383,7 @@ def explain(db_name: str, path: str) -> str:
 
 
 def run_server(db_name: str, port: int) -> Proc:
-    web = Proc(
-        [
-            str(BIN / "gunicorn"),
-            "-k",
-            "gthread",
-            "--threads",
-            "16",
-            "-w",
-            "2",
-            "-b",
-            f"127.0.0.1:{port}",
-            "wsgi:app",
-        ],
-        env(db_name),
-        RESULTS / "queries-gunicorn.log",
-    )
+    web = start_web(port, env(db_name), RESULTS / "queries-gunicorn.log")
 
     def up() -> bool:
         try:

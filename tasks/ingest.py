@@ -84,6 +84,10 @@ class ReportIngestor:
         self.collect()
         if len(self.pending) >= self.batch_size:
             self.dispatch()
+        elif time.monotonic() - (self.first_pending_at or 0) >= self.flush_seconds:
+            # Deliveries flush an overdue partial batch themselves, so flushing never depends
+            # on the timer alone (the timer runs only once the worker's event loop runs).
+            self.dispatch(partial=True)
 
     def tick(self) -> None:
         """Timer callback: ack finished batches, retry after backoff, flush partial batches."""
@@ -271,7 +275,15 @@ class ReportConsumerStep(bootsteps.ConsumerStep):
     """Consumes the report queue in the worker (`celery -A wsgi.celery_app worker`).
 
     Disabled with `--without-reports` (e.g. for a worker that should run only tasks).
+
+    It starts after the Tasks step, hence after Mingle: a consumer started before Mingle lets
+    every report that arrives wake Mingle's reply-collecting loop before its one-second quiet
+    timeout, so with a steady trickle of reports start-up never completes (and the event loop,
+    which runs the flush timer, never starts). Without `requires` the order among the consumer
+    steps followed the process's hash seed.
     """
+
+    requires = ("celery.worker.consumer.tasks:Tasks",)
 
     def __init__(self, parent, without_reports: bool = False, **kwargs):
         self.enabled = not without_reports

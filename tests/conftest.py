@@ -249,32 +249,25 @@ class Process:
         return self.log_path.read_text(errors="replace")
 
 
+def process_command(name: str, *extra: str) -> list[str]:
+    """The command line users run for process `name` (webapp/processes.py: the one definition)."""
+    return [sys.executable, "-m", "webapp.processes", name, *extra]
+
+
 @pytest.fixture
 def start_worker(test_db_name, tmp_path):
     """Factory: start a real `celery -A wsgi.celery_app worker` on the test database."""
     started: list[Process] = []
 
     def start(name: str = "worker", wait: bool = True, **env_extra: str) -> Process:
-        env = process_environ(test_db_name, **env_extra)
-        node = f"{name}-{uuid.uuid4().hex[:6]}@%h"
-        proc = Process(
-            [
-                str(VENV_BIN / "celery"),
-                "-A",
-                "wsgi.celery_app",
-                "worker",
-                "-P",
-                "solo",
-                "-n",
-                node,
-                "--without-gossip",
-                "--without-mingle",
-                "--loglevel",
-                "INFO",
-            ],
-            env,
-            tmp_path / f"{name}.log",
-        ).start()
+        env = process_environ(
+            test_db_name,
+            WORKER_NAME=f"{name}-{uuid.uuid4().hex[:6]}@%h",
+            LOG_LEVEL="INFO",
+            RUN_DIR=str(tmp_path / "run"),
+            **env_extra,
+        )
+        proc = Process(process_command("worker"), env, tmp_path / f"{name}.log").start()
         started.append(proc)
         if wait:
             wait_for(
@@ -316,24 +309,10 @@ def live_server(test_db_name, tmp_path, db):
         env = process_environ(
             test_db_name, SECRET_KEY="test-secret-" + uuid.uuid4().hex, **env_extra
         )
-        proc = Process(
-            [
-                str(VENV_BIN / "gunicorn"),
-                "-k",
-                "gthread",
-                "--threads",
-                "8",
-                "-w",
-                str(workers),
-                "-b",
-                f"127.0.0.1:{port}",
-                "--graceful-timeout",
-                "2",
-                "wsgi:app",
-            ],
-            env,
-            tmp_path / f"gunicorn-{port}.log",
-        ).start()
+        env.setdefault("RUN_DIR", str(tmp_path / "run"))
+        env["WEB_BIND"] = f"127.0.0.1:{port}"
+        env["WEB_WORKERS"] = str(workers)
+        proc = Process(process_command("web"), env, tmp_path / f"gunicorn-{port}.log").start()
         started.append(proc)
 
         def up() -> bool:

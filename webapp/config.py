@@ -139,6 +139,20 @@ class Settings:
     # Actions
     REINGEST_RATE_PER_SECOND: int = 20
     PUBLISH_CONFIRM_TIMEOUT: int = 10
+    # Processes (webapp/processes.py: how each one starts)
+    #: Control files of this checkout's processes (gunicorn control socket, beat schedule).
+    RUN_DIR: str = ".run"
+    WEB_BIND: str = "0.0.0.0:8000"
+    WEB_WORKERS: int = 2
+    WEB_THREADS: int = 16
+    WORKER_CONCURRENCY: int = 4
+    #: Celery node name (%h = host name); unique per worker on one host.
+    WORKER_NAME: str = "worker@%h"
+    LOG_LEVEL: str = "INFO"
+    FLOWER_BIND: str = "127.0.0.1:5555"
+    #: user:password[,user:password]; read by Flower itself. Required when Flower listens on
+    #: anything but the loopback interface.
+    FLOWER_BASIC_AUTH: str = ""
     # Extra SQLAlchemy / Flask overrides that tests pass to create_app; never read from env.
     overrides: Mapping[str, Any] = field(default_factory=dict)
 
@@ -227,12 +241,38 @@ class Settings:
                 f"INGEST_PREFETCH: must be above INGEST_BATCH_SIZE ({self.INGEST_BATCH_SIZE}) "
                 f"or 0 for four times the batch size, got {self.INGEST_PREFETCH}"
             )
+        for name in ("WEB_BIND", "FLOWER_BIND"):
+            _bind(name, getattr(self, name))
+        if self.LOG_LEVEL.upper() not in LOG_LEVELS:
+            raise ConfigError(
+                f"LOG_LEVEL: expected one of {', '.join(LOG_LEVELS)}, got {self.LOG_LEVEL!r}"
+            )
+        flower_host = self.FLOWER_BIND.rpartition(":")[0].strip("[]")
+        if flower_host not in LOOPBACK_HOSTS and not self.FLOWER_BASIC_AUTH:
+            raise ConfigError(
+                f"FLOWER_BASIC_AUTH: required when FLOWER_BIND listens beyond this machine "
+                f"({self.FLOWER_BIND}): Flower can revoke and inspect tasks"
+            )
+        if self.FLOWER_BASIC_AUTH and not all(
+            ":" in pair and pair.split(":", 1)[1] for pair in self.FLOWER_BASIC_AUTH.split(",")
+        ):
+            raise ConfigError("FLOWER_BASIC_AUTH: expected user:password[,user:password]")
         try:
             zoneinfo.ZoneInfo(self.PACER_TIMEZONE)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
             raise ConfigError(
                 f"PACER_TIMEZONE: unknown IANA time zone {self.PACER_TIMEZONE!r}"
             ) from None
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def _bind(name: str, raw: str) -> None:
+    host, sep, port = raw.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"{name}: expected host:port (e.g. 127.0.0.1:8000), got {raw!r}")
 
 
 _LIMITS: dict[str, tuple[int | None, int | None]] = {
@@ -251,6 +291,9 @@ _LIMITS: dict[str, tuple[int | None, int | None]] = {
     "REINGEST_RATE_PER_SECOND": (1, 10_000),
     "PUBLISH_CONFIRM_TIMEOUT": (1, 600),
     "TRUSTED_PROXIES": (0, 10),
+    "WEB_WORKERS": (1, 64),
+    "WEB_THREADS": (1, 1000),
+    "WORKER_CONCURRENCY": (1, 64),
 }
 _URLS = {"SSO_SERVER_URL", "ICAT_SERVER_URL", "PANOSC_API_URL"}
 _CRONS = {"PARTITIONS_CRON", "INVESTIGATION_CHECKS_CRON"}

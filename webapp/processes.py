@@ -1,0 +1,122 @@
+"""How each process starts: the one definition used by `make up`, docker-compose.yml, the
+Dockerfile, the README, the tests and the benchmarks.
+
+    python -m webapp.processes web|worker|beat|flower [extra arguments for that program]
+
+reads the settings (the same validation as every other entry point: a bad variable stops it with
+one line naming it), builds the command line below and replaces itself with it (`exec`), so the
+process a user starts is the process the tests and benchmarks start. Each process's control
+files (gunicorn's control socket, beat's schedule) live under `RUN_DIR`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from .config import ConfigError, Settings
+
+PROCESSES = ("web", "worker", "beat", "flower")
+
+
+def _program(name: str) -> str:
+    """A console script of this interpreter's environment (the venv, or the image's Python)."""
+    candidate = Path(sys.executable).parent / name
+    return str(candidate) if candidate.exists() else name
+
+
+def run_dir(settings: Settings) -> Path:
+    """Where this process keeps its control files (created when missing)."""
+    path = Path(settings.RUN_DIR).resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def command(name: str, settings: Settings, extra: tuple[str, ...] = ()) -> list[str]:
+    """The command line of process `name` for these settings."""
+    celery = [_program("celery"), "-A", "wsgi.celery_app"]
+    if name == "web":
+        host, _, port = settings.WEB_BIND.rpartition(":")
+        return [
+            _program("gunicorn"),
+            "-k",
+            "gthread",
+            "-w",
+            str(settings.WEB_WORKERS),
+            "--threads",
+            str(settings.WEB_THREADS),
+            "-b",
+            settings.WEB_BIND,
+            # Per bind address: two dashboards on one machine never share a control socket.
+            "--control-socket",
+            str(run_dir(settings) / f"gunicorn-{port}.ctl"),
+            "--graceful-timeout",
+            "5",
+            "--access-logfile",
+            "-",
+            *extra,
+            "wsgi:app",
+        ]
+    if name == "worker":
+        # One process: the report consumer step ingests in the main process (with its parser
+        # and writer threads) and the thread pool runs the Celery tasks (bulk actions,
+        # investigation checks, maintenance), which mostly wait on the network. A prefork pool
+        # would fork children that each import the whole app for work that does not need them.
+        return [
+            *celery,
+            "worker",
+            "-P",
+            "threads",
+            "-c",
+            str(settings.WORKER_CONCURRENCY),
+            "-n",
+            settings.WORKER_NAME,
+            "--loglevel",
+            settings.LOG_LEVEL,
+            *extra,
+        ]
+    if name == "beat":
+        return [
+            *celery,
+            "beat",
+            "--schedule",
+            str(run_dir(settings) / "celerybeat-schedule"),
+            "--pidfile=",
+            "--loglevel",
+            settings.LOG_LEVEL,
+            *extra,
+        ]
+    if name == "flower":
+        host, _, port = settings.FLOWER_BIND.rpartition(":")
+        # Credentials reach Flower through its own FLOWER_BASIC_AUTH variable, never argv
+        # (visible to every local user in `ps`).
+        return [
+            *celery,
+            "flower",
+            f"--address={host}",
+            f"--port={port}",
+            *extra,
+        ]
+    raise ValueError(f"unknown process {name!r}: expected one of {', '.join(PROCESSES)}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: exec the named process."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in PROCESSES:
+        raise SystemExit(f"usage: python -m webapp.processes {{{','.join(PROCESSES)}}} [args...]")
+    from dotenv import load_dotenv
+
+    load_dotenv(override=False)
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        raise SystemExit(f"pacer-dashboard: configuration error: {exc}") from None
+    args = command(argv[0], settings, tuple(argv[1:]))
+    sys.stdout.flush()
+    os.execvp(args[0], args)  # noqa: S606 - a fixed program with arguments we built
+
+
+if __name__ == "__main__":
+    main()
