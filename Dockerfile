@@ -13,4 +13,6 @@ COPY wsgi.py celeryconfig.py ./
 RUN pip install . && useradd --system --home-dir /app dashboard
 USER dashboard
 EXPOSE 8000 5555
-CMD ["gunicorn", "-k", "gthread", "--threads", "16", "-w", "2", "-b", "0.0.0.0:8000", "wsgi:app"]
+ENV RUN_DIR=/tmp/pacer-dashboard WEB_BIND=0.0.0.0:8000
+# Each process starts through its one definition (webapp/processes.py): web, worker, beat, flower.
+CMD ["python", "-m", "webapp.processes", "web"]

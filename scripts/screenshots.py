@@ -85,20 +85,10 @@ def main() -> None:
         ):
             subprocess.run(flask + command, env=env, cwd=ROOT, check=True)  # noqa: S603
         port = _free_port()
+        # The web process as users start it (webapp/processes.py), on a free local port.
         gunicorn = subprocess.Popen(  # noqa: S603
-            [
-                str(BIN / "gunicorn"),
-                "-k",
-                "gthread",
-                "--threads",
-                "4",
-                "-w",
-                "1",
-                "-b",
-                f"127.0.0.1:{port}",
-                "wsgi:app",
-            ],
-            env=env,
+            [sys.executable, "-m", "webapp.processes", "web"],
+            env={**env, "WEB_BIND": f"127.0.0.1:{port}", "WEB_WORKERS": "1"},
             cwd=ROOT,
         )
         _wait_port(port, gunicorn)

@@ -22,15 +22,24 @@ port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 if [ "${USE_DOCKER:-auto}" != no ] && command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
   log "Docker engine found: docker compose up"
-  [ -f .env ] || { log "no .env: creating one for local use (DISABLED_AUTH=true, random SECRET_KEY)";
-    printf 'DISABLED_AUTH=true\nSECRET_KEY=%s\n' "$(python3 -c 'import secrets; print(secrets.token_hex(32))')" > .env; }
+  if [ ! -f .env ]; then
+    log "no .env: creating one for local use (DISABLED_AUTH=true, ports on 127.0.0.1, generated passwords)"
+    gen() { python3 -c 'import secrets; print(secrets.token_urlsafe(24))'; }
+    (umask 077; {
+      echo "DISABLED_AUTH=true"
+      echo "SECRET_KEY=$(gen)"
+      echo "POSTGRES_PASSWORD=$(gen)"
+      echo "RMQ_PASSWORD=$(gen)"
+      echo "FLOWER_BASIC_AUTH=admin:$(gen)"
+    } > .env)
+  fi
   if docker compose version >/dev/null 2>&1; then
     docker compose up -d --build --wait
   else
     docker-compose up -d --build
   fi
   mkdir -p "$RUN_DIR" && touch "$RUN_DIR/docker-mode"
-  log "PACER Dashboard: http://localhost:${WEB_PORT}/   (Flower: http://localhost:${FLOWER_PORT}/)"
+  log "PACER Dashboard: http://127.0.0.1:${WEB_PORT:-8000}/   (Flower: http://127.0.0.1:${FLOWER_PORT:-5555}/, FLOWER_BASIC_AUTH in .env)"
   exit 0
 fi
 
@@ -50,6 +59,13 @@ if [ -z "${SECRET_KEY:-}" ]; then
   export SECRET_KEY
 fi
 export FLASK_APP=wsgi
+# Flower can revoke and inspect tasks: always behind a password, generated once per RUN_DIR.
+if [ -z "${FLOWER_BASIC_AUTH:-}" ]; then
+  [ -s "$RUN_DIR/flower_auth" ] ||
+    (umask 077; echo "admin:$(python3 -c 'import secrets; print(secrets.token_urlsafe(18))')" > "$RUN_DIR/flower_auth")
+  FLOWER_BASIC_AUTH=$(cat "$RUN_DIR/flower_auth")
+  export FLOWER_BASIC_AUTH
+fi
 
 V=$ROOT/.venv/bin
 log "migrating the database"
@@ -69,24 +85,27 @@ start() {  # start NAME COMMAND... — in its own session, PID recorded, log in 
 if ! running web && port_open "$WEB_PORT"; then
   die "port $WEB_PORT is in use by something else; run with WEB_PORT=<free port> make up"
 fi
-start web "$V/gunicorn" -k gthread --threads 16 -w 2 -b "0.0.0.0:$WEB_PORT" \
-  --access-logfile - --graceful-timeout 5 wsgi:app
-start worker "$V/celery" -A wsgi.celery_app worker -P threads -c 4 -n "worker-$$@%h" --loglevel INFO
-start beat "$V/celery" -A wsgi.celery_app beat --loglevel INFO \
-  --schedule "$RUN_DIR/celerybeat-schedule" --pidfile=
+# Every process through its one definition (webapp/processes.py), as compose and the tests do.
+run=("$V/python" -m webapp.processes)
+export WEB_BIND=${WEB_BIND:-127.0.0.1:$WEB_PORT}
+export FLOWER_BIND=${FLOWER_BIND:-127.0.0.1:$FLOWER_PORT}
+start web "${run[@]}" web
+start worker "${run[@]}" worker
+start beat "${run[@]}" beat
 if port_open "$FLOWER_PORT" && ! running flower; then
   log "port $FLOWER_PORT busy: Flower not started (set FLOWER_PORT)"
 else
-  start flower "$V/celery" -A wsgi.celery_app flower --port="$FLOWER_PORT" --address=127.0.0.1
+  start flower "${run[@]}" flower
 fi
 start demo-pacer "$V/python" -m pacer.demo.run
 start demo-traffic "$V/python" -m pacer.demo.traffic --rate "$DEMO_RATE"
 
 log "waiting for the dashboard to answer"
 for _ in $(seq 1 60); do
-  if curl -fs -o /dev/null "http://127.0.0.1:$WEB_PORT/"; then
+  if "$V/python" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' \
+    "http://127.0.0.1:$WEB_PORT/" 2>/dev/null; then
     log "ready. Logs: $LOGS/   Stop everything with: make down"
-    log "Flower: http://127.0.0.1:$FLOWER_PORT/"
+    log "Flower: http://127.0.0.1:$FLOWER_PORT/ (user:password in $RUN_DIR/flower_auth or .env)"
     echo
     echo "PACER Dashboard: http://127.0.0.1:$WEB_PORT/"
     exit 0

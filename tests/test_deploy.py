@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -23,14 +25,81 @@ def compose_command() -> list[str]:
     pytest.fail("a docker client exists but neither `docker compose` nor `docker-compose` does")
 
 
-def test_compose_file_validates_and_lists_the_services():
+#: What `make up` writes into .env for compose (generated there; any values here).
+SECRETS = {"POSTGRES_PASSWORD": "p", "RMQ_PASSWORD": "r", "FLOWER_BASIC_AUTH": "admin:f"}
+
+
+def compose_env(**values: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in SECRETS}
+    return {**env, **values}
+
+
+def test_compose_file_validates_and_lists_the_services(tmp_path):
     command = compose_command()
-    check = subprocess.run([*command, "config", "-q"], cwd=ROOT, capture_output=True, text=True)  # noqa: S603
+    check = subprocess.run(  # noqa: S603
+        [*command, "config", "-q"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=compose_env(**SECRETS),
+    )
     assert check.returncode == 0, check.stderr
     names = subprocess.run(  # noqa: S603
-        [*command, "config", "--services"], cwd=ROOT, capture_output=True, text=True, check=True
+        [*command, "config", "--services"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        env=compose_env(**SECRETS),
     )
     assert SERVICES <= set(names.stdout.split())
+
+
+@pytest.mark.parametrize("missing", sorted(SECRETS))
+def test_compose_refuses_to_start_without_generated_secrets(missing):
+    """No shared default passwords: without the value compose stops and names it."""
+    command = compose_command()
+    values = {k: v for k, v in SECRETS.items() if k != missing}
+    check = subprocess.run(  # noqa: S603
+        [*command, "config", "-q"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=compose_env(**values),
+    )
+    assert check.returncode != 0
+    assert missing in check.stderr
+
+
+def test_every_process_starts_through_its_one_definition():
+    """make up, compose, the Dockerfile, the tests and the benchmarks all start web, worker,
+    beat and Flower through `python -m webapp.processes NAME`, never their own command line."""
+    import yaml
+
+    spec = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    for name in ("web", "worker", "beat", "flower"):
+        assert spec["services"][name]["command"] == ["python", "-m", "webapp.processes", name]
+    up = (ROOT / "scripts" / "up.sh").read_text()
+    for name in ("web", "worker", "beat", "flower"):
+        assert f'"${{run[@]}}" {name}' in up
+    assert 'CMD ["python", "-m", "webapp.processes", "web"]' in (ROOT / "Dockerfile").read_text()
+    own_command_line = re.compile(
+        r'BIN / "(gunicorn|celery)"|\["(gunicorn|celery)",|(^|/)(gunicorn|celery)"? +-', re.M
+    )
+    for path in [*ROOT.glob("scripts/*"), *ROOT.glob("tests/**/*.py"), *ROOT.glob("bench/*.py")]:
+        if path.name == "test_deploy.py":
+            continue
+        match = own_command_line.search(path.read_text(errors="replace"))
+        assert match is None, f"{path.relative_to(ROOT)} starts {match.group(0)!r} itself"
+
+
+def test_published_ports_bind_loopback_by_default():
+    import yaml
+
+    spec = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    for name in ("web", "flower", "rabbitmq"):
+        for port in spec["services"][name].get("ports", []):
+            assert port.startswith(("${BIND_ADDRESS:-127.0.0.1}:", "127.0.0.1:")), (name, port)
 
 
 def test_compose_services_have_healthchecks_and_named_volumes():
