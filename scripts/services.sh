@@ -28,9 +28,10 @@ RMQ_USER=${RMQ_USERNAME:-pacer-dashboard}
 # Deliberately contains / @ : % so every local run proves the URL quoting works.
 RMQ_PASS=${RMQ_PASSWORD:-pa/ss@w:rd%local}
 
-PG_DIR=$RUN_DIR/postgres
-PG_DATA=$PG_DIR/data
-PG_SOCK=$PG_DIR/sock
+# The cluster lives in $RUN_DIR/postgres, or where that symlink points (see prepare_pg_dir).
+PG_LINK=$RUN_DIR/postgres
+# As root, for a RUN_DIR the `postgres` user cannot reach: one cluster per RUN_DIR in here.
+PG_RELOCATED_BASE=${PG_RELOCATED_BASE:-/var/lib/pacer-dashboard}
 RMQ_DIR=$RUN_DIR/rabbitmq
 
 log() { printf '[services] %s\n' "$*" >&2; }
@@ -77,22 +78,85 @@ wait_port() {
 
 pid_alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
 
-# Run a command as the owner of the data directory: initdb refuses root.
+# Run a command as the owner of the data directory (initdb refuses root), from inside the
+# cluster's directory (the caller's directory may be one the postgres user cannot enter).
 as_pg() {
-  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+  if [ "$(id -u)" = 0 ]; then
+    (cd "$PG_DIR" && runuser -u postgres -- "$@")
+  else
+    "$@"
+  fi
+}
+
+set_pg_paths() {  # PG_DIR (the cluster's directory) -> the paths inside it
+  PG_DATA=$PG_DIR/data
+  PG_SOCK=$PG_DIR/sock
+}
+
+resolve_pg_dir() {  # where the cluster of this RUN_DIR is (it may not exist yet)
+  if [ -L "$PG_LINK" ]; then PG_DIR=$(readlink "$PG_LINK"); else PG_DIR=$PG_LINK; fi
+  set_pg_paths
+}
+resolve_pg_dir
+
+pg_running() { [ -f "$PG_DATA/postmaster.pid" ] && pid_alive "$(head -1 "$PG_DATA/postmaster.pid")"; }
+
+# As root, initdb and postgres run as the `postgres` user, and it must reach the data directory,
+# its socket directory and its log. A RUN_DIR inside a private folder (a clone in /root, mode
+# 0700, or in a `mktemp -d` folder) is out of its reach, and we never loosen the permissions of
+# someone's home. The cluster then lives in $PG_RELOCATED_BASE/<hash of RUN_DIR> (mode 0700,
+# owned by postgres) and $RUN_DIR/postgres is a symlink to it: stop and status follow the link,
+# and removing RUN_DIR forgets the cluster (sweep_relocated deletes it once it is stopped).
+prepare_pg_dir() {
+  if [ "$(id -u)" != 0 ]; then
+    mkdir -p "$PG_DIR" "$PG_SOCK"
+    return
+  fi
+  id postgres >/dev/null 2>&1 ||
+    useradd --system --no-create-home --home-dir /var/lib/postgresql postgres
+  if [ ! -L "$PG_LINK" ] && [ ! -f "$PG_LINK/data/PG_VERSION" ] &&
+    ! runuser -u postgres -- test -x "$RUN_DIR"; then
+    PG_DIR=$PG_RELOCATED_BASE/$(printf '%s' "$RUN_DIR" | sha256sum | cut -c1-12)
+    set_pg_paths
+    mkdir -p "$PG_RELOCATED_BASE"
+    chmod 0755 "$PG_RELOCATED_BASE"
+    # Same RUN_DIR path as a removed one: a running cluster is still ours, a stopped one is stale.
+    if [ -d "$PG_DIR" ] && ! pg_running; then rm -rf "$PG_DIR"; fi
+    mkdir -p "$PG_DIR"
+    rm -rf "$PG_LINK"  # what a failed earlier attempt left here (it has no cluster)
+    ln -s "$PG_DIR" "$PG_LINK"
+    printf '%s\n' "$RUN_DIR" >"$PG_DIR/run-dir"  # after the link: see sweep_relocated
+    log "RUN_DIR is out of the postgres user's reach: cluster in $PG_DIR (linked from $PG_LINK)"
+  fi
+  mkdir -p "$PG_DIR" "$PG_SOCK"
+  chown -R postgres "$PG_DIR"
+  [ -L "$PG_LINK" ] && chmod 0700 "$PG_DIR"
+  return 0
+}
+
+# Relocated clusters whose RUN_DIR is gone (e.g. a test's private RUN_DIR, removed after
+# pg-stop) and that are not running: delete them. Only ever looks inside $PG_RELOCATED_BASE.
+sweep_relocated() {
+  [ "$(id -u)" = 0 ] && [ -d "$PG_RELOCATED_BASE" ] || return 0
+  local d owner pid
+  for d in "$PG_RELOCATED_BASE"/*; do
+    [ -f "$d/run-dir" ] || continue
+    owner=$(cat "$d/run-dir")
+    [ "$(readlink "$owner/postgres" 2>/dev/null)" = "$d" ] && continue
+    pid=$(head -1 "$d/data/postmaster.pid" 2>/dev/null || true)
+    pid_alive "$pid" && continue
+    rm -rf "$d"
+  done
 }
 
 start_postgres() {
   local bin
   bin=$(pg_bin)
-  if [ -f "$PG_DATA/postmaster.pid" ] && pid_alive "$(head -1 "$PG_DATA/postmaster.pid")"; then
+  sweep_relocated
+  pg_running || prepare_pg_dir  # (prepare_pg_dir may find this RUN_DIR's cluster still running)
+  if pg_running; then
     log "PostgreSQL already running on port $PG_PORT"
     return
-  fi
-  mkdir -p "$PG_DIR" "$PG_SOCK"
-  if [ "$(id -u)" = 0 ]; then
-    id postgres >/dev/null 2>&1 || useradd --system --home-dir "$PG_DIR" postgres
-    chown -R postgres "$PG_DIR"
   fi
   if [ ! -f "$PG_DATA/PG_VERSION" ]; then
     as_pg "$bin/initdb" -D "$PG_DATA" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 \
@@ -119,9 +183,10 @@ start_postgres() {
 stop_postgres() {
   local bin
   bin=$(pg_bin) || true
-  if [ -f "$PG_DATA/postmaster.pid" ] && pid_alive "$(head -1 "$PG_DATA/postmaster.pid")"; then
+  if pg_running; then
     as_pg "$bin/pg_ctl" -D "$PG_DATA" -m fast -w stop >/dev/null && log "PostgreSQL stopped"
   fi
+  sweep_relocated
 }
 
 start_rabbitmq() {
@@ -247,7 +312,8 @@ case "${1:-start}" in
     ;;
   status)
     rc=0
-    if port_open "$PG_PORT"; then echo "postgres: up ($PG_PORT)"; else echo "postgres: down"; rc=1; fi
+    if port_open "$PG_PORT"; then echo "postgres: up ($PG_PORT, data in $PG_DATA)"; else
+      echo "postgres: down"; rc=1; fi
     if port_open "$RMQ_PORT"; then echo "rabbitmq: up ($RMQ_PORT)"; else echo "rabbitmq: down"; rc=1; fi
     exit "$rc"
     ;;
