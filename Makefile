@@ -11,9 +11,11 @@ export RUN_DIR
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-$(VENV)/.installed: pyproject.toml
+# The Debian packages of scripts/os-packages.txt first (python3-venv, Chromium, PostgreSQL,
+# RabbitMQ, the libraries .venv's binaries link against): scripts/os_packages.py derives it.
+$(VENV)/.installed: pyproject.toml scripts/os-packages.txt
 	@command -v python3 >/dev/null || { echo "python3 is required"; exit 1; }
-	@python3 -c 'import venv, ensurepip' 2>/dev/null || scripts/ensure-apt.sh python3-venv
+	scripts/ensure-apt.sh -f scripts/os-packages.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'

@@ -1,10 +1,48 @@
 #!/usr/bin/env bash
-# Install Debian packages that are missing (root or sudo). Usage: ensure-apt.sh PKG...
+# Install the Debian packages that are missing (as root, or through sudo).
+#
+#   scripts/ensure-apt.sh PKG...                        these packages
+#   scripts/ensure-apt.sh -f scripts/os-packages.txt    every package of a list (one per line,
+#                                                       `# why` comments; see scripts/os_packages.py)
+#
+# On a machine without apt (not Debian/Ubuntu) it only says what it would have installed.
 set -euo pipefail
+pkgs=()
+while [ $# -gt 0 ]; do
+  if [ "$1" = -f ]; then
+    [ -r "${2:-}" ] || { echo "[apt] error: cannot read package list '${2:-}'" >&2; exit 2; }
+    mapfile -t -O "${#pkgs[@]}" pkgs < <(sed -e 's/#.*//' -e 's/[[:space:]]//g' -e '/^$/d' "$2")
+    shift 2
+  else
+    pkgs+=("$1")
+    shift
+  fi
+done
+[ ${#pkgs[@]} -eq 0 ] && exit 0
+
+if ! command -v dpkg-query >/dev/null || ! command -v apt-get >/dev/null; then
+  echo "[apt] not a Debian/Ubuntu machine: make sure the equivalents of these are installed: ${pkgs[*]}" >&2
+  exit 0
+fi
+
+installed=$(dpkg-query -W -f='${db:Status-Abbrev} ${Package}\n' "${pkgs[@]}" 2>/dev/null |
+  awk '$1 == "ii" { print $2 }' || true)
 missing=()
-for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+for p in "${pkgs[@]}"; do
+  grep -qxF -- "$p" <<<"$installed" || missing+=("$p")
+done
 [ ${#missing[@]} -eq 0 ] && exit 0
-sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+
+sudo=()
+if [ "$(id -u)" != 0 ]; then
+  command -v sudo >/dev/null || {
+    echo "[apt] error: need root or sudo to install: ${missing[*]}" >&2
+    exit 1
+  }
+  sudo=(sudo)
+fi
 echo "[apt] installing: ${missing[*]}" >&2
-$sudo apt-get update -qq
-$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+"${sudo[@]}" apt-get -o DPkg::Lock::Timeout=300 update -qq
+"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq \
+  --no-install-recommends \
+  "${missing[@]}" >/dev/null

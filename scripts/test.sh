@@ -7,7 +7,9 @@ cd "$ROOT"
 RUN_DIR=${RUN_DIR:-$ROOT/.run}
 export RUN_DIR
 
-scripts/ensure-apt.sh chromium
+# The Debian packages of scripts/os-packages.txt (Chromium, the libraries of Playwright's node...):
+# quick when they are all there already.
+scripts/ensure-apt.sh -f scripts/os-packages.txt
 # The deployment test validates docker-compose.yml wherever a docker client exists.
 if command -v docker >/dev/null 2>&1 && ! docker compose version >/dev/null 2>&1; then
   command -v docker-compose >/dev/null 2>&1 || scripts/ensure-apt.sh docker-compose
