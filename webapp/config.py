@@ -8,12 +8,13 @@ exit message, so gunicorn, Celery and the Flask CLI all stop with the same clear
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 
 class ConfigError(ValueError):
@@ -97,6 +98,13 @@ class Settings:
     SESSION_COOKIE_SECURE: bool = False
     #: Reverse proxies in front of gunicorn whose X-Forwarded-* headers are trusted (0 = none).
     TRUSTED_PROXIES: int = 0
+    #: External base URL (https://dashboard.example.org): the OIDC redirect_uri and the allowed
+    #: WebSocket Origin come from it, never from the request's Host header.
+    PUBLIC_URL: str = ""
+    #: Bearer token /metrics requires (empty = no token asked).
+    METRICS_TOKEN: str = ""
+    #: Client networks (CIDR, comma-separated) allowed to read /metrics (empty = any).
+    METRICS_ALLOW_NETWORKS: tuple[str, ...] = ()
     # RabbitMQ
     RMQ_PROTOCOL: str = "amqp"
     RMQ_HOST: str = ""
@@ -149,6 +157,10 @@ class Settings:
     #: Celery node name (%h = host name); unique per worker on one host.
     WORKER_NAME: str = "worker@%h"
     LOG_LEVEL: str = "INFO"
+    #: Live sockets one web process serves (0 = three quarters of WEB_THREADS); never all threads.
+    WS_MAX_PER_PROCESS: int = 0
+    #: Live sockets of one client (signed-in user, or address when anonymous) per process.
+    WS_MAX_PER_CLIENT: int = 8
     FLOWER_BIND: str = "127.0.0.1:5555"
     #: user:password[,user:password]; read by Flower itself. Required when Flower listens on
     #: anything but the loopback interface.
@@ -160,6 +172,14 @@ class Settings:
     @property
     def is_development(self) -> bool:
         return self.ENVIRONMENT in ("development", "testing")
+
+    @property
+    def public_origin(self) -> str:
+        """scheme://host[:port] of PUBLIC_URL ("" when unset)."""
+        if not self.PUBLIC_URL:
+            return ""
+        parts = urlsplit(self.PUBLIC_URL)
+        return f"{parts.scheme}://{parts.netloc}".lower()
 
     @property
     def database_url(self) -> str:
@@ -231,6 +251,21 @@ class Settings:
             for name in ("SSO_SERVER_URL", "SSO_CLIENT_ID", "SSO_CLIENT_SECRET"):
                 if not getattr(self, name):
                     raise ConfigError(f"{name}: required unless DISABLED_AUTH is true")
+        if self.PUBLIC_URL:
+            _public_url(self.PUBLIC_URL)
+        elif not self.DISABLED_AUTH and not self.is_development:
+            raise ConfigError(
+                "PUBLIC_URL: required in production when auth is enabled (the external URL, "
+                "e.g. https://dashboard.example.org; the OIDC redirect_uri is built from it)"
+            )
+        for network in self.METRICS_ALLOW_NETWORKS:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ConfigError(
+                    f"METRICS_ALLOW_NETWORKS: expected CIDR networks (10.0.0.0/8,::1/128), "
+                    f"got {network!r}"
+                ) from None
         if self.MESSAGE_PARTITION_MONTHS not in ALLOWED_PARTITION_MONTHS:
             raise ConfigError(
                 f"MESSAGE_PARTITION_MONTHS: must be one of {ALLOWED_PARTITION_MONTHS}, "
@@ -269,6 +304,26 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
+def _public_url(raw: str) -> None:
+    parts = urlsplit(raw)
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.query
+        or parts.fragment
+        or parts.username is not None
+        or any(ch.isspace() or ch == "\\" for ch in raw)
+    ):
+        raise ConfigError(
+            f"PUBLIC_URL: expected an http(s) URL without query or credentials "
+            f"(https://dashboard.example.org), got {raw!r}"
+        )
+    try:
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        raise ConfigError(f"PUBLIC_URL: bad port in {raw!r}") from None
+
+
 def _bind(name: str, raw: str) -> None:
     host, sep, port = raw.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
@@ -294,8 +349,10 @@ _LIMITS: dict[str, tuple[int | None, int | None]] = {
     "WEB_WORKERS": (1, 64),
     "WEB_THREADS": (1, 1000),
     "WORKER_CONCURRENCY": (1, 64),
+    "WS_MAX_PER_PROCESS": (0, 100_000),
+    "WS_MAX_PER_CLIENT": (1, 10_000),
 }
-_URLS = {"SSO_SERVER_URL", "ICAT_SERVER_URL", "PANOSC_API_URL"}
+_URLS = {"SSO_SERVER_URL", "ICAT_SERVER_URL", "PANOSC_API_URL", "PUBLIC_URL"}
 _CRONS = {"PARTITIONS_CRON", "INVESTIGATION_CHECKS_CRON"}
 
 
