@@ -88,3 +88,43 @@ def test_login_failure_is_a_clear_error(dashboard, provider, page):
     page.wait_for_url(dashboard + "/auth/callback*")
     assert "Login failed" in page.content()
     assert "access_denied" in page.content()
+
+
+#: `next` values of /login as an attacker would put them in a link (raw query text).
+HOSTILE_NEXT = [
+    "/%09/evil.example/phish",  # tab: browsers drop it, leaving //evil.example
+    "/%0d/evil.example/phish",  # CR: used to make the callback fail with a 500
+    "/%0a/evil.example/phish",  # LF
+    "/%5Cevil.example/phish",  # /\evil: browsers read \ as /
+    "%2F%2Fevil.example/phish",  # //evil: scheme-relative
+    "/%2F/evil.example/phish",  # decoded once by the query string: //evil
+    "/%252F/evil.example/phish",  # /%2F/evil: a decoding proxy makes it //evil
+    "https:evil.example/phish",  # a scheme without slashes
+    "https://evil.example/phish",
+    "%EF%BC%8F%EF%BC%8Fevil.example/phish",  # fullwidth solidus: NFKC //evil
+    "/%EF%BC%BCevil.example/phish",  # fullwidth reverse solidus: NFKC /\evil
+    "/%E2%80%AE/evil.example/phish",  # right-to-left override
+    "/%C2%A0/evil.example/phish",  # no-break space
+    "%20//evil.example/phish",  # leading space: browsers strip it
+]
+
+
+def test_hostile_next_never_leaves_the_site(dashboard, provider, browser):
+    """Through the whole login flow each hostile `next` ends on the dashboard's home page."""
+    landed = {}
+    for raw in HOSTILE_NEXT + ["%2F%3Fstatus%3Derrored"]:
+        context = browser.new_context()
+        try:
+            page = context.new_page()
+            page.goto(f"{dashboard}/login?next={raw}")
+            page.wait_for_url(f"{provider}/oauth2/authorize*")
+            page.get_by_role("button", name="alice-sub").click()
+            page.wait_for_url(lambda url: not url.startswith(provider), wait_until="commit")
+            page.wait_for_load_state()
+            landed[raw] = (page.url, "Alice Example" in page.content())
+        finally:
+            context.close()
+    home = (dashboard + "/", True)
+    assert {raw: landed[raw] for raw in HOSTILE_NEXT} == {raw: home for raw in HOSTILE_NEXT}
+    # A path of the site itself is still where the login returns to.
+    assert landed["%2F%3Fstatus%3Derrored"] == (dashboard + "/?status=errored", True)

@@ -148,3 +148,68 @@ def test_login_next_is_local_only(target):
 
     assert _safe_next(target) is None
     assert _safe_next("/messages/1?x=y") == "/messages/1?x=y"
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/\t/evil.example/phish",
+        "/\r/x",
+        "/\n/x",
+        "\t//evil.example",
+        " //evil.example",
+        "/\\evil",
+        "/%5Cevil",
+        "//evil",
+        "/%2F/evil",
+        "/%252F/evil",
+        "/%25252F/evil",
+        "https:evil",
+        "javascript:alert(1)",
+        "http://evil.example",
+        "\uff0f\uff0fevil.example",  # fullwidth solidus
+        "/\uff3cevil.example",  # fullwidth reverse solidus
+        "/\u202e/evil",  # right-to-left override
+        "/\u200b/evil",  # zero-width space
+        "/\u00a0/evil",  # no-break space
+        "/\u2028/evil",  # line separator
+        "//[x",
+        "",
+        None,
+        "/" + "a" * 3000,
+    ],
+)
+def test_login_next_rejects_hostile_values(target):
+    from webapp.auth.routes import _safe_next
+
+    assert _safe_next(target) is None
+
+
+@pytest.mark.parametrize(
+    "target", ["/", "/?", "/messages/12", "/?status=errored&q=a%20b", "/errors?x=//y"]
+)
+def test_login_next_keeps_site_paths(target):
+    from webapp.auth.routes import _safe_next
+
+    assert _safe_next(target) == target
+
+
+@pytest.mark.parametrize("raw", ["/%09/evil.example/phish", "/%0d/x", "/%0a/x", "/%2F/evil"])
+def test_login_does_not_store_a_hostile_next(app, db, client, auth_enabled, raw):
+    """Nothing hostile reaches the session, so the callback can never redirect (or 500) on it."""
+    from webapp.auth.setup import _register_oidc_client
+
+    # A provider on an unused port: /login stores `next`, then answers 503.
+    settings = auth_enabled.__class__(
+        **{**auth_enabled.__dict__, "SSO_SERVER_URL": "http://127.0.0.1:9"}
+    )
+    _register_oidc_client(app, settings)
+    try:
+        assert client.get("/login?next=/messages/7").status_code == 503
+        with client.session_transaction() as session:
+            assert session.pop("login_next") == "/messages/7"
+        assert client.get(f"/login?next={raw}").status_code == 503
+        with client.session_transaction() as session:
+            assert "login_next" not in session
+    finally:
+        app.extensions.pop("authlib.integrations.flask_client", None)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from urllib.parse import urlencode
+import unicodedata
+from urllib.parse import unquote, urlencode, urlsplit
 
 import requests
 from authlib.integrations.base_client.errors import OAuthError
@@ -22,11 +23,42 @@ def _settings():
     return current_app.extensions["settings"]
 
 
+#: Longer `next` values are dropped (a URL of the dashboard's own is far shorter).
+MAX_NEXT_LENGTH = 2048
+
+
 def _safe_next(target: str | None) -> str | None:
-    """Only local paths: never redirect to another site after login."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    """`target` when it is a path of this site, else None: never redirect elsewhere after login.
+
+    Browsers do not follow the raw string: they drop tab/CR/LF anywhere and leading C0/space,
+    treat `\\` as `/`, and read `//host` as another site. So the value is judged as a browser
+    (or a proxy that decodes and normalises it) would see it: it is refused when it, its NFKC
+    form or its percent-decoded path holds a control, format or whitespace character or a
+    backslash, has a scheme or a host, or does not start with exactly one `/`.
+    """
+    if not isinstance(target, str) or len(target) > MAX_NEXT_LENGTH:
+        return None
+    try:
+        if not target.startswith("/") or not urlsplit(target).path.startswith("/"):
+            return None
+        forms = {target, unicodedata.normalize("NFKC", target)}
+        decoded = urlsplit(target).path
+        for _ in range(3):  # /%252F/ -> /%2F/ -> //
+            decoded = unquote(decoded)
+            forms.update((decoded, unicodedata.normalize("NFKC", decoded)))
+        for form in forms:
+            parts = urlsplit(form)
+            if form.startswith("//") or parts.scheme or parts.netloc:
+                return None
+            if any(map(_unsafe_char, form)):
+                return None
+    except ValueError:  # e.g. an unbalanced "[" read as an IPv6 host
         return None
     return target
+
+
+def _unsafe_char(ch: str) -> bool:
+    return ch == "\\" or ch.isspace() or unicodedata.category(ch) in ("Cc", "Cf", "Zs", "Zl", "Zp")
 
 
 def _home() -> str:
