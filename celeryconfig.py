@@ -63,15 +63,24 @@ def build(settings: Any) -> dict[str, Any]:
                 "schedule": crontab(minute="7", hour="*"),
                 "options": {"expires": 3000},
             },
+            # Bulk re-ingestion jobs whose worker died mid-job are marked failed.
+            "reingest-jobs-sweep": {
+                "task": "tasks.actions.sweep_stale_jobs",
+                "schedule": 120.0,
+                "options": {"expires": 110},
+            },
             "investigation-checks": {
                 "task": "tasks.investigations.run_checks",
                 "schedule": _cron(settings.INVESTIGATION_CHECKS_CRON),
                 "options": {"expires": 6 * 3600},
             },
-            "beat-heartbeat": {
-                "task": "tasks.maintenance.beat_heartbeat",
+            # Proves a worker consumes the task queue (row `tasks`); beat's own heartbeat (row
+            # `beat`) is written by the scheduler below, without any worker.
+            "tasks-heartbeat": {
+                "task": "tasks.maintenance.tasks_heartbeat",
                 "schedule": 60.0,
                 "options": {"expires": 55},
             },
         },
+        "beat_scheduler": "tasks.beat:HeartbeatScheduler",
     }

@@ -12,15 +12,19 @@ order with exponential backoff and RabbitMQ keeps everything beyond the prefetch
 from __future__ import annotations
 
 import logging
+import os
 import queue
+import socket
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import psycopg2
-from celery import bootsteps
+from celery import bootsteps, signals
 from kombu import Consumer, Exchange, Queue
 
+from webapp.health import heartbeats
 from webapp.ingest.writer import ParseOptions, RawReport, prepare_batch, write_prepared
 
 logger = logging.getLogger("pacer_dashboard.ingest")
@@ -69,6 +73,12 @@ class ReportIngestor:
         self.failures = 0
         self.retry_at = 0.0
         self.totals = {"stored": 0, "duplicates": 0, "quarantined": 0, "batches": 0}
+        #: Arrival time (monotonic) of every delivery not acked yet, in delivery order: pending,
+        #: in flight and retry alike. Read by the heartbeat thread (`held`).
+        self.held_since: dict[int, float] = {}
+        self.last_batch: dict | None = None
+        #: Called in the consumer thread after each committed batch (the heartbeat's poke).
+        self.on_batch: Callable[[], None] | None = None
         self.conn = None
         self._parse_jobs: queue.Queue = queue.Queue()
         self._jobs: queue.Queue = queue.Queue()
@@ -78,6 +88,7 @@ class ReportIngestor:
 
     # consumer thread ----------------------------------------------------------------------------
     def on_message(self, message) -> None:
+        self.held_since[id(message)] = time.monotonic()
         if not self.pending:
             self.first_pending_at = time.monotonic()
         self.pending.append(message)
@@ -145,6 +156,8 @@ class ReportIngestor:
         self._parse_jobs.put(batch)
 
     def _ack(self, batch: list) -> None:
+        for message in batch:
+            self.held_since.pop(id(message), None)
         try:
             batch[-1].ack(multiple=True)
         except Exception:  # noqa: BLE001 - channel gone: the broker redelivers, receipts dedupe
@@ -180,6 +193,13 @@ class ReportIngestor:
         for key in ("stored", "duplicates", "quarantined"):
             self.totals[key] += getattr(result, key)
         self.totals["batches"] += 1
+        self.last_batch = {
+            "at": datetime.now(UTC).isoformat(),
+            "size": result.stored + result.duplicates + result.quarantined,
+            "seconds": round(result.seconds, 3),
+        }
+        if self.on_batch is not None:
+            self.on_batch()
         logger.info(
             "batch: %d stored, %d duplicates, %d quarantined in %.0f ms",
             result.stored,
@@ -202,6 +222,33 @@ class ReportIngestor:
                 len(self.pending) + sum(map(len, self.retry)),
             )
         self.pending, self.retry, self.first_pending_at = [], [], None
+        self.held_since.clear()
+
+    # any thread ---------------------------------------------------------------------------------
+    def held(self) -> dict:
+        """Deliveries received and not acked yet, and how long the oldest has waited. Read from
+        the heartbeat thread: when the consumer thread is stuck is exactly when this matters."""
+        for _ in range(5):
+            try:  # the consumer thread may change the dict meanwhile: read again
+                held = len(self.held_since)
+                oldest = next(iter(self.held_since.values()), None)
+                break
+            except RuntimeError:
+                continue
+        else:
+            held, oldest = len(self.held_since), None
+        pending = len(self.pending)
+        retry = sum(len(batch) for batch in list(self.retry))
+        return {
+            "held_unacked": held,
+            "held_pending": pending,
+            "held_retry": retry,
+            "held_in_flight": max(0, held - pending - retry),
+            "oldest_held_seconds": (
+                round(time.monotonic() - oldest, 1) if held and oldest is not None else None
+            ),
+            "write_failures": self.failures,
+        }
 
     # parser thread ------------------------------------------------------------------------------
     def _parser_loop(self) -> None:
@@ -281,6 +328,11 @@ class ReportConsumerStep(bootsteps.ConsumerStep):
     timeout, so with a steady trickle of reports start-up never completes (and the event loop,
     which runs the flush timer, never starts). Without `requires` the order among the consumer
     steps followed the process's hash seed.
+
+    It also starts the worker's heartbeat (row `worker:<node>`, webapp/health/heartbeats.py): a
+    daemon thread, independent of the event loop, that writes every few seconds what this worker
+    holds unacked, its last batch and whether it reached 'ready', from the moment the worker is
+    built (also with `--without-reports`) until it stops, when the row is removed.
     """
 
     requires = ("celery.worker.consumer.tasks:Tasks",)
@@ -290,12 +342,15 @@ class ReportConsumerStep(bootsteps.ConsumerStep):
         self.flask_app = parent.app.flask_app
         self.ingestor: ReportIngestor | None = None
         self.timer_entry = None
+        self.consuming = False
         super().__init__(parent, **kwargs)
+        self._start_heartbeat(parent)
 
     def get_consumers(self, channel):
         settings = self.flask_app.extensions["settings"]
         if self.ingestor is None:
             self.ingestor = ReportIngestor(settings, lambda: _connect(settings))
+            self.ingestor.on_batch = self.heartbeat.poke
         prefetch = settings.ingest_prefetch
         consumer = Consumer(
             channel,
@@ -317,6 +372,7 @@ class ReportConsumerStep(bootsteps.ConsumerStep):
 
     def start(self, c):
         super().start(c)
+        self.consuming = True
         if self.ingestor is not None and self.timer_entry is None:
             # Short: with the prefetch window full, acks (which let the broker send more) and
             # hand-offs happen only on this timer, so its period is dead time per batch.
@@ -332,6 +388,7 @@ class ReportConsumerStep(bootsteps.ConsumerStep):
 
     def stop(self, c):
         # Connection lost or worker stopping: ack what the writer committed, forget the rest.
+        self.consuming = False
         if self.ingestor is not None:
             try:
                 self.ingestor.drain()
@@ -347,6 +404,69 @@ class ReportConsumerStep(bootsteps.ConsumerStep):
         if self.ingestor is not None:
             self.ingestor.close()
         super().shutdown(c)
+        self._stop_heartbeat()
+
+    # heartbeat ----------------------------------------------------------------------------------
+    def _start_heartbeat(self, parent) -> None:
+        settings = self.flask_app.extensions["settings"]
+        self.parent_consumer = parent
+        self.node = parent.hostname
+        self.up_since = datetime.now(UTC)
+        self.ready_at: datetime | None = None
+        store = heartbeats.HeartbeatStore(
+            lambda: heartbeats.connect(settings, "pacer-dashboard-heartbeat")
+        )
+        self.heartbeat = heartbeats.HeartbeatThread(
+            heartbeats.WORKER_PREFIX + self.node, self.heartbeat_detail, store
+        )
+        signals.worker_ready.connect(self._on_worker_ready, weak=False)
+        signals.worker_shutdown.connect(self._on_worker_shutdown, weak=False)
+        self.heartbeat.start()
+
+    def _on_worker_ready(self, sender=None, **kwargs) -> None:
+        if sender is self.parent_consumer:
+            self.ready_at = datetime.now(UTC)
+            self.heartbeat.poke()
+
+    def _on_worker_shutdown(self, sender=None, **kwargs) -> None:
+        if getattr(sender, "hostname", None) == self.node:
+            self._stop_heartbeat()
+
+    def _stop_heartbeat(self) -> None:
+        """The worker stops on purpose: stop writing and remove the row (it is not missing)."""
+        signals.worker_ready.disconnect(self._on_worker_ready)
+        signals.worker_shutdown.disconnect(self._on_worker_shutdown)
+        if self.heartbeat.is_alive():
+            self.heartbeat.stop(delete=True)
+
+    def heartbeat_detail(self) -> dict:
+        """What the worker's heartbeat row says (webapp/health/status.py reads it)."""
+        settings = self.flask_app.extensions["settings"]
+        ingestor = self.ingestor
+        last = ingestor.last_batch if ingestor is not None else None
+        return {
+            "node": self.node,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "started": self.ready_at is not None,
+            "ready_at": self.ready_at.isoformat() if self.ready_at else None,
+            "up_since": self.up_since.isoformat(),
+            "up_seconds": round((datetime.now(UTC) - self.up_since).total_seconds(), 1),
+            "consuming_reports": self.consuming,
+            "reports_enabled": self.enabled,
+            "report_queue": settings.DASHBOARD_QUEUE,
+            "task_queue": settings.CELERY_QUEUE,
+            "interval_seconds": self.heartbeat.interval,
+            **(
+                ingestor.held()
+                if ingestor is not None
+                else {"held_unacked": 0, "oldest_held_seconds": None}
+            ),
+            "last_batch_at": last["at"] if last else None,
+            "last_batch_size": last["size"] if last else None,
+            "last_batch_seconds": last["seconds"] if last else None,
+            "totals": dict(ingestor.totals) if ingestor is not None else {},
+        }
 
 
 def _connect(settings):

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
 
-from tasks.maintenance import beat_heartbeat, prune_receipts
+from tasks.maintenance import prune_receipts, tasks_heartbeat
 from tasks.partitions import maintain_partitions
 
 
@@ -16,7 +16,7 @@ def test_beat_schedule_has_the_maintenance_tasks(app):
     assert {
         "tasks.partitions.maintain_partitions",
         "tasks.maintenance.prune_receipts",
-        "tasks.maintenance.beat_heartbeat",
+        "tasks.maintenance.tasks_heartbeat",
     } <= tasks
 
 
@@ -43,8 +43,29 @@ def test_prune_receipts_keeps_the_dedupe_window(db, settings):
     assert remaining == ["new"]
 
 
-def test_beat_heartbeat_is_recorded(db):
-    beat_heartbeat()
-    beat_heartbeat()
+def test_tasks_heartbeat_is_recorded_under_its_own_name(db):
+    """The task proves a worker consumes the task queue: it must not pose as beat's heartbeat."""
+    tasks_heartbeat()
+    tasks_heartbeat()
     rows = db.session.execute(text("SELECT name FROM heartbeats")).scalars().all()
-    assert rows == ["beat"]
+    assert rows == ["tasks"]
+
+
+def test_tasks_heartbeat_forgets_workers_gone_for_a_day(db):
+    db.session.execute(
+        text(
+            "INSERT INTO heartbeats (name, at, detail) VALUES "
+            "('worker:old@h', now() - interval '25 hours', '{}'), "
+            "('worker:recent@h', now() - interval '2 hours', '{}'), "
+            "('ingest:h:1', now() - interval '25 hours', '{}')"
+        )
+    )
+    db.session.commit()
+    tasks_heartbeat()
+    rows = db.session.execute(text("SELECT name FROM heartbeats ORDER BY name")).scalars().all()
+    assert rows == ["ingest:h:1", "tasks", "worker:recent@h"]
+
+
+def test_beat_writes_its_own_heartbeat_from_its_scheduler(app):
+    conf = app.extensions["celery"].conf
+    assert conf.beat_scheduler == "tasks.beat:HeartbeatScheduler"

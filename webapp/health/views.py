@@ -1,9 +1,8 @@
-"""Health and metrics. Both are cheap: no scan of `messages` (rollups and catalogue only)."""
+"""Health and metrics. Both are cheap: no scan of `messages` (rollups, catalogue, heartbeats)."""
 
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 
 from flask import Response, current_app, jsonify
 from sqlalchemy import text
@@ -11,106 +10,25 @@ from sqlalchemy import text
 from models.messages import PARTITION_PREFIX
 
 from ..extensions import db
-from ..partitions import services as partitions
-from . import bp
+from . import bp, status
 
 logger = logging.getLogger(__name__)
 
-#: The beat heartbeat is written every minute; older than this = beat is not running.
-BEAT_STALE_SECONDS = 300
-
-
-def _check_database() -> dict:
-    try:
-        conn = db.session.connection()
-        conn.execute(text("SELECT 1"))
-        ahead = partitions.partitions_ahead(conn)
-        default_rows = partitions.default_partition_rows(conn)
-        rows = conn.execute(text("SELECT name, at, detail FROM heartbeats")).all()
-        db.session.rollback()
-    except Exception as exc:  # noqa: BLE001 - any failure means "down", with its reason
-        db.session.rollback()
-        return {"ok": False, "error": f"{type(exc).__name__}: {str(exc).splitlines()[0]}"}
-    beat = next((r for r in rows if r.name == "beat"), None)
-    ingest = [r for r in rows if r.name.startswith("ingest:")]
-    last_ingest = max((r.detail.get("last_batch_at") for r in ingest if r.detail), default=None)
-    return {
-        "ok": True,
-        "partitions_ahead": ahead,
-        "default_partition_rows": default_rows,
-        "beat_heartbeat": beat.at.isoformat() if beat else None,
-        "last_ingest_at": last_ingest,
-    }
-
 
 def _check_broker() -> dict:
-    from amqp.exceptions import NotFound
-    from kombu import Connection
-
-    settings = current_app.extensions["settings"]
-    try:
-        with Connection(settings.broker_url, ssl=settings.broker_use_ssl, connect_timeout=3) as c:
-            c.ensure_connection(max_retries=1, timeout=3)
-            try:
-                _, messages, consumers = c.default_channel.queue_declare(
-                    queue=settings.DASHBOARD_QUEUE, passive=True
-                )
-            except NotFound:
-                # The broker answers; the queue appears when the first worker declares it.
-                return {"ok": True, "report_queue_exists": False, "report_consumers": 0}
-        return {
-            "ok": True,
-            "report_queue_exists": True,
-            "report_queue_depth": messages,
-            "report_consumers": consumers,
-        }
-    except Exception as exc:  # noqa: BLE001
-        return {"ok": False, "error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"}
+    """The report queue's depth and consumers (for /metrics)."""
+    broker, _, _ = status.read_broker(current_app.extensions["settings"])
+    return broker
 
 
 @bp.get("/healthz")
 def healthz():
-    settings = current_app.extensions["settings"]
-    database = _check_database()
-    broker = _check_broker()
-    problems = []
-    if not database["ok"]:
-        problems.append("database unreachable")
-    else:
-        if database["partitions_ahead"] < settings.MESSAGE_PARTITIONS_AHEAD:
-            problems.append(
-                f"only {database['partitions_ahead']} partitions ahead "
-                f"(want {settings.MESSAGE_PARTITIONS_AHEAD}); run `flask partitions create`"
-            )
-        if database["default_partition_rows"]:
-            problems.append(
-                f"{database['default_partition_rows']} rows in the default partition; "
-                "run `flask partitions create`"
-            )
-        beat = database["beat_heartbeat"]
-        if (
-            beat is None
-            or (datetime.now(UTC) - datetime.fromisoformat(beat)).total_seconds()
-            > BEAT_STALE_SECONDS
-        ):
-            problems.append("no beat heartbeat in the last 5 minutes")
-    if not broker["ok"]:
-        problems.append("broker unreachable")
-    elif not broker["report_queue_exists"]:
-        problems.append(
-            f"report queue '{settings.DASHBOARD_QUEUE}' does not exist yet: no worker has started"
-        )
-    # Database or broker down = unhealthy (503); the rest is reported as degraded but served.
-    healthy = database["ok"] and broker["ok"]
-    status = "ok" if not problems else ("degraded" if healthy else "down")
-    body = {
-        "status": status,
-        "problems": problems,
-        "database": database,
-        "broker": broker,
-        "time": datetime.now(UTC).isoformat(),
-    }
-    return jsonify(body), 200 if healthy else 503
+    """Database, broker, queues, workers, beat and its schedule, with each problem named.
+
+    503 when the database or the broker is unreachable (`down`); otherwise 200, `ok` or
+    `degraded` with `problems` (webapp/health/status.py says why)."""
+    body, code = status.system_status()
+    return jsonify(body), code
 
 
 def _escape_label(value: str) -> str:
@@ -151,6 +69,12 @@ def metrics():
         workers = conn.execute(
             text("SELECT name, at, detail FROM heartbeats WHERE name LIKE 'ingest:%'")
         ).all()
+        beats = conn.execute(
+            text(
+                "SELECT name, extract(epoch FROM now() - at) AS age, detail FROM heartbeats "
+                "WHERE name NOT LIKE 'ingest:%' ORDER BY name"
+            )
+        ).all()
         parts = conn.execute(
             text(
                 "SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
@@ -162,7 +86,7 @@ def metrics():
     except Exception:  # noqa: BLE001
         logger.exception("metrics: database unavailable")
         db.session.rollback()
-        up, by_type, quarantined, workers, parts = 0, [], (0, 0), [], 0
+        up, by_type, quarantined, workers, beats, parts = 0, [], (0, 0), [], [], 0
 
     metric("pacer_dashboard_database_up", "gauge", "1 when the database answered.", [({}, up)])
     metric(
@@ -212,6 +136,22 @@ def metrics():
         "gauge",
         "Unix time of the last committed batch, per worker.",
         [({"worker": w.name.removeprefix("ingest:")}, round(w.at.timestamp(), 3)) for w in workers],
+    )
+    metric(
+        "pacer_dashboard_heartbeat_age_seconds",
+        "gauge",
+        "Seconds since each process's heartbeat: beat, tasks (the heartbeat task), worker:<node>.",
+        [({"heartbeat": b.name}, round(float(b.age), 1)) for b in beats],
+    )
+    metric(
+        "pacer_dashboard_worker_reports_held",
+        "gauge",
+        "Reports a worker holds unacked (pending + in flight + retry), as of its heartbeat.",
+        [
+            ({"worker": b.name.removeprefix("worker:")}, (b.detail or {}).get("held_unacked", 0))
+            for b in beats
+            if b.name.startswith("worker:")
+        ],
     )
     broker = _check_broker()
     metric(
