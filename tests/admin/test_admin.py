@@ -157,3 +157,60 @@ def test_admin_pages_use_a_nonce_not_unsafe_inline(app, db, client):
     assert "unsafe-inline" not in csp
     nonce = csp.split("'nonce-")[1].split("'")[0]
     assert f'nonce="{nonce}"' in response.get_data(as_text=True)
+
+
+def test_group_saved_under_its_own_name(app, db, client, make_group):
+    """Editing a group's rules without renaming it is not "Already exists"; another group's
+    name still is."""
+    from models import Group
+
+    team = make_group("team", identifier_rules={"instrument": ["bl06"]})
+    make_group("other")
+    token = csrf_token(client)
+    response = client.post(
+        f"/admin/groups/edit/?id={team.id}",
+        data={"csrf_token": token, "name": "team", "identifier_rules": "instrument: bl13"},
+    )
+    assert response.status_code == 302, response.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(Group, team.id).identifier_rules == {"instrument": ["bl13"]}
+
+    taken = client.post(
+        f"/admin/groups/edit/?id={team.id}",
+        data={"csrf_token": token, "name": "other", "identifier_rules": ""},
+    )
+    assert taken.status_code == 200
+    assert "Already exists" in taken.get_data(as_text=True)
+
+
+def test_admin_pages_have_no_inline_handlers(app, db, client, make_group):
+    """The Content-Security-Policy blocks inline handlers: no page of /admin may carry one."""
+    import re
+
+    from models import QuarantinedReport
+
+    group = make_group("team")
+    db.session.add(
+        QuarantinedReport(
+            received_at=datetime.now(UTC),
+            body=b"x",
+            reason="r",
+            content_type="text/plain",
+            headers={},
+            routing_key="k",
+        )
+    )
+    db.session.commit()
+    for path in (
+        "/admin/",
+        "/admin/groups/",
+        "/admin/groups/new/",
+        f"/admin/groups/edit/?id={group.id}",
+        "/admin/users/",
+        "/admin/audit/",
+        "/admin/quarantine/",
+        "/admin/partitions/",
+    ):
+        html = client.get(path).get_data(as_text=True)
+        assert re.findall(r"<[^>]*\son[a-z]+\s*=", html) == [], path
+        assert "/static/js/admin.js" in html, path
