@@ -108,6 +108,7 @@ def _register_blueprints(app: Flask) -> None:
         "stats",
         "investigations",
         "actions",
+        "system",
     ):
         app.register_blueprint(import_module(f".{area}", __name__).bp)
 

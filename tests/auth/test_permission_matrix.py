@@ -352,7 +352,7 @@ def test_bulk_reingest_preview(who):
 
 
 @pytest.mark.parametrize(
-    "path", ["/admin/", "/admin/groups/", "/admin/audit/", "/admin/quarantine/"]
+    "path", ["/admin/", "/admin/groups/", "/admin/audit/", "/admin/quarantine/", "/system"]
 )
 def test_admin(who, path):
     response = who.get(path)
