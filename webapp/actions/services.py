@@ -92,14 +92,26 @@ def bulk_set_acknowledged(
     else:
         ids = ids.where(Message.acknowledged_at.is_not(None))
         values = {"acknowledged_at": None, "acknowledged_by": None}
+    # Rollup lock order (RELIABILITY.md, "Rollup rows"): the rows are locked in id order first,
+    # so two operators' overlapping bulk actions wait for each other instead of deadlocking
+    # (a plain UPDATE locks them in whatever order its plan reads them). The state condition
+    # is re-checked on the row as locked; the UPDATE then waits for no one, and its trigger
+    # `messages_ack_rollup` locks the rollup rows in their own order.
+    locked = (
+        ids.add_columns(Message.received_at)
+        .order_by(Message.id)
+        .with_for_update(of=Message)
+        .cte("locked")
+        .prefix_with("MATERIALIZED")
+    )
     result = db.session.execute(
         update(Message)
-        .where(Message.id.in_(ids.scalar_subquery()))
+        .where(Message.id == locked.c.id, Message.received_at == locked.c.received_at)
         .values(**values)
         .returning(Message.id)
         .execution_options(synchronize_session=False)
     )
-    changed = [row[0] for row in result]
+    changed = sorted(row[0] for row in result)
     return audit(
         scope.actor,
         action,

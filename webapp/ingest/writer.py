@@ -5,6 +5,14 @@ receipts (dedupe) → messages → quarantine → hourly rollups → error group
 commit. If PostgreSQL rejects the batch for a data reason, each report is retried alone and the
 ones it still rejects are quarantined with the database's reason: one bad report never blocks the
 queue. Connection failures propagate so the caller stops acking and backs off.
+
+Rollup lock order (RELIABILITY.md, "Rollup rows"; migration `rollup_lock_order`): every writer of
+the rollups takes their row locks in one order, so concurrent batches, acknowledgements and
+`flask rollups rebuild` wait for each other and never deadlock. Here: `message_stats` rows sorted
+by (bucket, message_type, instrument), then `error_groups` by fingerprint, then
+`error_group_stats` by (bucket, message_type, instrument, fingerprint), each table in ONE
+statement: the daily-rollup triggers take their per-day advisory locks at the end of each
+statement, and a second statement taking more rows after them would break the order.
 """
 
 from __future__ import annotations
@@ -386,6 +394,11 @@ def _upsert_stats(cur, reports: list[ParsedReport], received_at: datetime) -> No
             a[3] = max(a[3], r.processing_ms)
             a[4] += 1
             a[5][bin_of(r.processing_ms)] += 1
+    # In the rollup lock order: (bucket, message_type, instrument); one bucket per batch.
+    rows = [
+        (bucket, t, i, *v[:5], "{" + ",".join(map(str, trim(v[5]))) + "}")
+        for (t, i), v in sorted(agg.items())
+    ]
     psycopg2.extras.execute_values(
         cur,
         "INSERT INTO message_stats (bucket, message_type, instrument, total, errored, "
@@ -402,11 +415,9 @@ def _upsert_stats(cur, reports: list[ParsedReport], received_at: datetime) -> No
         "WITH ORDINALITY AS h(a, b, i) ORDER BY i)",
         # The histogram as an array literal: psycopg2 adapts a list element by element, which
         # cost more than the rest of the batch's rollup upsert.
-        [
-            (bucket, t, i, *v[:5], "{" + ",".join(map(str, trim(v[5]))) + "}")
-            for (t, i), v in sorted(agg.items())
-        ],
+        rows,
         template="(%s, %s, %s, %s, %s, %s, %s, %s, %s::bigint[])",
+        page_size=len(rows),  # one statement (see the module docstring)
     )
 
 
@@ -455,6 +466,7 @@ def _upsert_error_groups(
         "last_seen_at = GREATEST(error_groups.last_seen_at, EXCLUDED.last_seen_at)",
         [(*g, received_at, received_at) for _, g in sorted(groups.items())],
         template="(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        page_size=len(groups),
     )
     bucket = _hour(received_at)
     psycopg2.extras.execute_values(
@@ -472,10 +484,15 @@ def _upsert_error_groups(
         "ELSE error_group_stats.sample_error END, "
         "sample_message_id = LEAST(error_group_stats.sample_message_id, "
         "EXCLUDED.sample_message_id)",
+        # In the rollup lock order (bucket, message_type, instrument, fingerprint), as the
+        # acknowledgement trigger locks them (byte-wise there, code points here: the same).
         [
             (fp, bucket, t, i, n, 0, received_at, received_at, sample_id, sample)
-            for (fp, t, i), (n, sample_id, sample) in sorted(scoped.items())
+            for (fp, t, i), (n, sample_id, sample) in sorted(
+                scoped.items(), key=lambda item: (item[0][1], item[0][2], item[0][0])
+            )
         ],
+        page_size=len(scoped),
     )
 
 

@@ -54,14 +54,22 @@ def rebuild_rollups(conn: Connection, since: datetime | None = None) -> RebuildR
     Only the buckets from the hour of `since` on are replaced (all when None). Runs in the
     caller's transaction under the advisory lock LOCK_ROLLUP_REBUILD; the rollup tables are
     locked against writes for its duration, so a batch committing meanwhile is counted exactly
-    once (either before the rebuild reads `messages`, or by its own upsert afterwards).
+    once (either before the rebuild reads `messages`, or by its own upsert afterwards), and so
+    is an acknowledgement (its trigger waits for the lock, then applies its delta to the rebuilt
+    rows).
+
+    Lock order (RELIABILITY.md, "Rollup rows"): the tables are locked first, in the order in
+    which the ingestion writer takes their rows (message_stats, error_groups,
+    error_group_stats). Every other writer of these tables holds a conflicting lock on the
+    table while it holds any of their rows or day locks, so nothing the rebuild takes afterwards
+    (rows, the daily rollups' day locks) can be held by anyone else.
     """
     result = RebuildResult(since=hour_of(since) if since else None)
     if not try_xact_lock(conn, LOCK_ROLLUP_REBUILD):
         result.locked_out = True
         return result
     conn.execute(
-        text("LOCK TABLE message_stats, error_group_stats, error_groups IN EXCLUSIVE MODE")
+        text("LOCK TABLE message_stats, error_groups, error_group_stats IN EXCLUSIVE MODE")
     )
     lower = result.since or datetime(1, 1, 1, tzinfo=UTC)
     params = {"since": lower}
