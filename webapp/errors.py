@@ -7,6 +7,7 @@ end in a 500. Report data inside error messages is escaped by the template like 
 from __future__ import annotations
 
 import logging
+from urllib.parse import urlencode
 
 from flask import Flask, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
@@ -49,9 +50,24 @@ def error_response(status: int, title: str, message: str, field: str | None = No
             body["field"] = field
         return jsonify(body), status
     return (
-        render_template("error.html", status=status, title=title, message=message),
+        render_template(
+            "error.html",
+            status=status,
+            title=title,
+            message=message,
+            field=field,
+            retry_url=_retry_url(field),
+        ),
         status,
     )
+
+
+def _retry_url(field: str | None) -> str | None:
+    """This page again without the argument that was refused: the user's other input is kept."""
+    if not field or request.method != "GET" or field not in request.args:
+        return None
+    query = urlencode([(k, v) for k, v in request.args.items(multi=True) if k != field])
+    return request.path + (f"?{query}" if query else "")
 
 
 def init_app(app: Flask) -> None:

@@ -17,6 +17,7 @@ from models import AuditLog, Group, QuarantinedReport, User
 
 from ..auth.scope import current_scope
 from ..auth.setup import csp_nonce
+from ..errors import InvalidFilter
 from ..extensions import db
 from .fields import IdentifierRulesField, MessageTypesField
 from .queries import known_message_types
@@ -96,6 +97,11 @@ class SafeArgs:
         return super().get_one(text_id)
 
     def _get_list_extra_args(self):
+        # Search and filter values go into SQL as given: PostgreSQL refuses a NUL character in
+        # a string (a 500). Refuse them here, with the argument's name.
+        for name, value in request.args.items(multi=True):
+            if (name == "search" or name.startswith("flt")) and "\x00" in value:
+                raise InvalidFilter(f"'{name}' contains a NUL character.", field=name)
         # Flask-Admin passes page and page size to OFFSET/LIMIT as given: a negative or huge value
         # is a database error (500). Clamp them to what a list can show.
         args = super()._get_list_extra_args()

@@ -60,12 +60,12 @@ FILTER_PARAMETERS = [
     ),
     _query(
         "since",
-        "Received at or after: ISO 8601 date or date-time (naive = UTC).",
+        "Received at or after: ISO 8601 date or date-time (naive = UTC), before 9999-01-01.",
         {"type": "string", "examples": ["2026-03-31", "2026-03-31T10:15:00Z"]},
     ),
     _query(
         "until",
-        "Received before (exclusive); a bare date includes that whole day.",
+        "Received before (exclusive); a bare date includes that whole day. Before 9999-01-01.",
         {"type": "string", "examples": ["2026-04-01"]},
     ),
 ]

@@ -320,6 +320,10 @@ def _check_length(key: str, value: str) -> None:
 
 
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+#: Moments from a query end before the last year Python can represent: what the pages compute
+#: from them (a bare `until` date + 1 day, /stats rounding up to the hour, a chart axis stepping
+#: by months) must not overflow.
+LATEST = datetime(9999, 1, 1, tzinfo=UTC)
 
 
 def _parse_moment(key: str, text: str | None, *, end_of_day: bool) -> datetime | None:
@@ -330,15 +334,26 @@ def _parse_moment(key: str, text: str | None, *, end_of_day: bool) -> datetime |
         if _DATE_RE.match(text):
             day = date.fromisoformat(text)
             moment = datetime.combine(day, time.min, tzinfo=UTC)
-            return moment + timedelta(days=1) if end_of_day else moment
+            if moment < LATEST:
+                return moment + timedelta(days=1) if end_of_day else moment
+            raise OverflowError
         value = text.replace(" ", "T", 1)
         if value.endswith(("z", "Z")):
             value = value[:-1] + "+00:00"
         moment = datetime.fromisoformat(value)
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=UTC)
-        return moment.astimezone(UTC)
-    except (ValueError, OverflowError):
+        moment = moment.astimezone(UTC)
+        if moment < LATEST:
+            return moment
+        raise OverflowError
+    except OverflowError:
+        raise InvalidFilter(
+            f"'{key}' is out of range ({text}): dates must lie between 0001-01-01 and "
+            f"{LATEST - timedelta(days=1):%Y-%m-%d} (UTC).",
+            field=key,
+        ) from None
+    except ValueError:
         raise InvalidFilter(
             f"'{key}' must be an ISO date or date-time (e.g. 2026-03-31 or "
             f"2026-03-31T10:15:00Z), got {text!r}.",

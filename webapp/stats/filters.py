@@ -45,6 +45,12 @@ UNSUPPORTED = (
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 
+def _iso_utc(moment: datetime) -> str:
+    # Not strftime("%Y"): it drops the leading zeros of years before 1000, which the parser
+    # would then refuse.
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 def floor_hour(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
@@ -119,8 +125,8 @@ class StatsFilter:
         if self.instrument:
             out["instrument"] = self.instrument
         if self.since > EPOCH:
-            out["since"] = self.since.strftime("%Y-%m-%dT%H:%M:%SZ")
-        out["until"] = self.until.strftime("%Y-%m-%dT%H:%M:%SZ")
+            out["since"] = _iso_utc(self.since)
+        out["until"] = _iso_utc(self.until)
         if self.include_acknowledged:
             out["acknowledged"] = "shown"
         return out
