@@ -290,6 +290,7 @@ case "${1:-start}" in
     start_postgres
     start_rabbitmq
     write_env
+    RUN_DIR=$RUN_DIR RMQ_PORT=$RMQ_PORT ERL_EPMD_PORT=$ERL_EPMD_PORT RMQ_USERNAME=$RMQ_USER "$ROOT/scripts/rmq-users.sh"  # re-ingest broker user (SECURITY.md), appends to env
     log "environment written to $RUN_DIR/env"
     ;;
   stop)
