@@ -157,6 +157,10 @@ class Settings:
     #: Celery node name (%h = host name); unique per worker on one host.
     WORKER_NAME: str = "worker@%h"
     LOG_LEVEL: str = "INFO"
+    #: Live sockets one web process serves (0 = three quarters of WEB_THREADS); never all threads.
+    WS_MAX_PER_PROCESS: int = 0
+    #: Live sockets of one client (signed-in user, or address when anonymous) per process.
+    WS_MAX_PER_CLIENT: int = 8
     FLOWER_BIND: str = "127.0.0.1:5555"
     #: user:password[,user:password]; read by Flower itself. Required when Flower listens on
     #: anything but the loopback interface.
@@ -345,6 +349,8 @@ _LIMITS: dict[str, tuple[int | None, int | None]] = {
     "WEB_WORKERS": (1, 64),
     "WEB_THREADS": (1, 1000),
     "WORKER_CONCURRENCY": (1, 64),
+    "WS_MAX_PER_PROCESS": (0, 100_000),
+    "WS_MAX_PER_CLIENT": (1, 10_000),
 }
 _URLS = {"SSO_SERVER_URL", "ICAT_SERVER_URL", "PANOSC_API_URL", "PUBLIC_URL"}
 _CRONS = {"PARTITIONS_CRON", "INVESTIGATION_CHECKS_CRON"}
