@@ -17,10 +17,29 @@ logger = logging.getLogger(__name__)
     soft_time_limit=24 * 3600,
 )
 def bulk_reingest(job_id: int) -> dict:
-    """Re-publish the messages of a bulk re-ingestion job (its audit row holds filter and progress)."""
+    """Re-publish the messages of a bulk re-ingestion job (its audit row holds filter and progress).
+
+    No job stays `running` once this task has ended: any failure marks it failed with the reason
+    (`run_bulk_reingest` does it for what happens while it runs, this for what happens before).
+    A worker killed outright runs neither: `sweep_stale_jobs` finds its job by its heartbeat.
+    """
     from flask import current_app
 
-    from webapp.actions.services import run_bulk_reingest
+    from webapp.actions.services import fail_job, run_bulk_reingest
 
-    job = run_bulk_reingest(job_id, current_app.extensions["settings"])
+    try:
+        job = run_bulk_reingest(job_id, current_app.extensions["settings"])
+    except BaseException as exc:
+        fail_job(job_id, f"the task failed: {type(exc).__name__}: {exc}")
+        raise
     return {"job_id": job_id, "outcome": job.outcome}
+
+
+@shared_task(name="tasks.actions.sweep_stale_jobs")
+def sweep_stale_jobs() -> dict:
+    """Mark bulk re-ingestion jobs whose worker was lost (no progress for minutes) as failed."""
+    from flask import current_app
+
+    from webapp.actions.services import fail_stale_jobs
+
+    return {"failed": fail_stale_jobs(current_app.extensions["settings"])}

@@ -147,6 +147,15 @@ class Settings:
     # Actions
     REINGEST_RATE_PER_SECOND: int = 20
     PUBLISH_CONFIRM_TIMEOUT: int = 10
+    #: The only exchanges re-ingest publishes to (comma-separated PACER exchanges). Empty =
+    #: re-ingest disabled. Names that are never allowed (see `never_reingest_reason`) fail start-up.
+    REINGEST_EXCHANGES: tuple[str, ...] = ()
+    #: Broker user for re-ingest publishes, whose write permission covers only those exchanges
+    #: (SECURITY.md). Empty = the main RMQ_USERNAME / RMQ_PASSWORD.
+    REINGEST_RMQ_USERNAME: str = ""
+    REINGEST_RMQ_PASSWORD: str = ""
+    #: Single re-ingests one user may attempt per minute (beyond: 429 with Retry-After).
+    REINGEST_USER_PER_MINUTE: int = 30
     # Processes (webapp/processes.py: how each one starts)
     #: Control files of this checkout's processes (gunicorn control socket, beat schedule).
     RUN_DIR: str = ".run"
@@ -157,10 +166,6 @@ class Settings:
     #: Celery node name (%h = host name); unique per worker on one host.
     WORKER_NAME: str = "worker@%h"
     LOG_LEVEL: str = "INFO"
-    #: Live sockets one web process serves (0 = three quarters of WEB_THREADS); never all threads.
-    WS_MAX_PER_PROCESS: int = 0
-    #: Live sockets of one client (signed-in user, or address when anonymous) per process.
-    WS_MAX_PER_CLIENT: int = 8
     FLOWER_BIND: str = "127.0.0.1:5555"
     #: user:password[,user:password]; read by Flower itself. Required when Flower listens on
     #: anything but the loopback interface.
@@ -204,6 +209,18 @@ class Settings:
     @property
     def broker_use_ssl(self) -> bool:
         return self.RMQ_PROTOCOL == "amqps"
+
+    @property
+    def reingest_broker_url(self) -> str:
+        """`broker_url` with the re-ingest broker user, when one is configured."""
+        if not self.REINGEST_RMQ_USERNAME:
+            return self.broker_url
+        return dataclasses.replace(
+            self,
+            RMQ_USERNAME=self.REINGEST_RMQ_USERNAME,
+            RMQ_PASSWORD=self.REINGEST_RMQ_PASSWORD,
+            REINGEST_RMQ_USERNAME="",
+        ).broker_url
 
     @property
     def ingest_prefetch(self) -> int:
@@ -302,6 +319,37 @@ class Settings:
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+        for name in self.REINGEST_EXCHANGES:
+            reason = never_reingest_reason(name, self)
+            if reason:
+                raise ConfigError(
+                    f"REINGEST_EXCHANGES: {name[:100]!r} can never be a re-ingest target: {reason}"
+                )
+        if self.REINGEST_RMQ_USERNAME and not self.REINGEST_RMQ_PASSWORD:
+            raise ConfigError("REINGEST_RMQ_PASSWORD: required when REINGEST_RMQ_USERNAME is set")
+
+
+#: Longest exchange name AMQP can carry (a short string: 255 bytes).
+AMQP_NAME_MAX_BYTES = 255
+
+
+def never_reingest_reason(exchange: str, settings: Settings) -> str | None:
+    """Why `exchange` may never receive a re-ingest, whatever REINGEST_EXCHANGES says; None if
+    it may (when listed). The dashboard's own exchanges, Celery's and the broker's are refused."""
+    lowered = exchange.lower()
+    if not exchange:
+        return "the default exchange (it delivers to any queue by name)"
+    if len(exchange.encode("utf-8")) > AMQP_NAME_MAX_BYTES:
+        return f"not an AMQP exchange name (over {AMQP_NAME_MAX_BYTES} bytes)"
+    if lowered.startswith("amq."):
+        return "a RabbitMQ built-in exchange (amq.*)"
+    if exchange == settings.DASHBOARD_EXCHANGE:
+        return "the dashboard's own report exchange (DASHBOARD_EXCHANGE)"
+    if exchange == settings.CELERY_QUEUE:
+        return "the dashboard's Celery task exchange (CELERY_QUEUE)"
+    if lowered.startswith("celery") or "pidbox" in lowered:
+        return "a Celery exchange (tasks, events, remote control or replies)"
+    return None
 
 
 def _public_url(raw: str) -> None:
@@ -349,8 +397,7 @@ _LIMITS: dict[str, tuple[int | None, int | None]] = {
     "WEB_WORKERS": (1, 64),
     "WEB_THREADS": (1, 1000),
     "WORKER_CONCURRENCY": (1, 64),
-    "WS_MAX_PER_PROCESS": (0, 100_000),
-    "WS_MAX_PER_CLIENT": (1, 10_000),
+    "REINGEST_USER_PER_MINUTE": (1, 100_000),
 }
 _URLS = {"SSO_SERVER_URL", "ICAT_SERVER_URL", "PANOSC_API_URL", "PUBLIC_URL"}
 _CRONS = {"PARTITIONS_CRON", "INVESTIGATION_CHECKS_CRON"}

@@ -64,9 +64,10 @@ def test_bulk_filter_errors_are_400(app, db, client):
 
 
 @pytest.fixture
-def bound_exchange(settings):
+def bound_exchange(settings, reingest_allowed):
     suffix = uuid.uuid4().hex[:8]
     exchange = Exchange(f"test-bulk-{suffix}", type="direct", durable=False)
+    reingest_allowed(exchange.name)
     queue = Queue(
         f"test-bulk-q-{suffix}", exchange=exchange, routing_key="dataset.ingest", durable=False
     )

@@ -6,27 +6,9 @@ import json
 import uuid
 
 import pytest
-from kombu import Connection, Exchange, Queue
 
 from tests.auth.support import csrf_token, login
 from tests.conftest import report_body
-
-
-@pytest.fixture
-def broker(settings):
-    """A private direct exchange with one queue bound for `dataset.ingest` (deleted after)."""
-    suffix = uuid.uuid4().hex[:8]
-    exchange = Exchange(f"test-reingest-{suffix}", type="direct", durable=False)
-    queue = Queue(
-        f"test-reingest-q-{suffix}", exchange=exchange, routing_key="dataset.ingest", durable=False
-    )
-    with Connection(settings.broker_url) as conn:
-        channel = conn.channel()
-        exchange(channel).declare()
-        queue(channel).declare()
-        yield conn, exchange, queue
-        queue(channel).delete()
-        exchange(channel).delete()
 
 
 def seed(app, db, **kwargs) -> int:

@@ -39,6 +39,26 @@ def auth_enabled(app):
 
 
 @pytest.fixture
+def reingest_allowed(app):
+    """Factory: allow re-ingest to these exchanges (REINGEST_EXCHANGES) for this test, published
+    as the main broker user (a test's own exchanges are outside the re-ingest broker user's
+    write permission). The settings are restored after the test."""
+    original = app.extensions["settings"]
+
+    def allow(*exchanges: str):
+        app.extensions["settings"] = dataclasses.replace(
+            app.extensions["settings"],
+            REINGEST_EXCHANGES=tuple(exchanges),
+            REINGEST_RMQ_USERNAME="",
+            REINGEST_RMQ_PASSWORD="",
+        )
+        return app.extensions["settings"]
+
+    yield allow
+    app.extensions["settings"] = original
+
+
+@pytest.fixture
 def make_group(db):
     from models import Group
 

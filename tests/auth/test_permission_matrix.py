@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.auth.support import ADMIN_GROUP, Seeded, csrf_token, login
+from tests.auth.support import ADMIN_GROUP, EXCHANGE_SUFFIX, SEED, Seeded, csrf_token, login
 
 ALL = set("ABCDE")
 PERSONAS = ("anonymous", "groupless", "instrument", "type", "two_groups", "admin", "disabled")
@@ -84,11 +84,15 @@ class Persona:
 
 
 @pytest.fixture(params=PERSONAS)
-def who(request, app, client, make_group, make_user, seeded) -> Persona:
+def who(request, app, client, make_group, make_user, seeded, reingest_allowed) -> Persona:
     name = request.param
     if name != "disabled":
         request.getfixturevalue("auth_enabled")
     bl06 = make_group("bl06-team", identifier_rules={"instrument": ["BL06"]}, can_acknowledge=True)
+    # The seeded messages' exchanges are on the re-ingest allow-list (and exist nowhere).
+    reingest_allowed(
+        *sorted({exchange + EXCHANGE_SUFFIX for _, _, exchange, _, _ in SEED.values()})
+    )
     office = make_group("user-office", message_types=["user-sync"], can_reingest=True)
     admins = make_group(ADMIN_GROUP)
     memberships = {

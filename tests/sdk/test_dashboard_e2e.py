@@ -23,7 +23,7 @@ from pacer.demo.topology import (
     INTERNAL_STATISTICS,
     DemoTopology,
 )
-from tests.auth.support import csrf_token
+from tests.auth.support import csrf_token, reingest_allowed  # noqa: F401 - fixture
 from tests.conftest import admin_dsn, wait_for
 from tests.ingest.test_worker_e2e import delete_queue
 from tests.sdk.test_demo import delete_topology, send
@@ -82,8 +82,13 @@ def sha256(text: str) -> str:
 
 
 def test_four_stages_stored_and_linked_then_reingest_goes_round_again(
-    pipeline, publisher, client, settings
+    pipeline,
+    publisher,
+    client,
+    settings,
+    reingest_allowed,  # noqa: F811 - the fixture
 ):
+    reingest_allowed(*sorted({route.exchange for route in pipeline.routes()}))
     payload = dataset_payload(random.Random(21), instrument="bl13", investigation="2022097034")
     body = json.dumps(payload)
     digest = sha256(body)

@@ -19,18 +19,30 @@ class MessageActions:
     can_acknowledge: bool
     can_reingest: bool
     acknowledged: bool
+    #: Why the user, who may re-ingest this message, cannot here (its exchange is refused).
+    reingest_refused: str | None
     history: list[Any]
 
 
 def message_actions(message: Any) -> MessageActions:
     """What the current user may do with `message`, and its action history (audit log)."""
+    from flask import current_app
+
     from ..auth.scope import current_scope
+    from . import targets
     from .queries import message_history
 
     scope = current_scope()
+    may_reingest = bool(scope.details and scope.can_reingest(row=message))
+    refused = (
+        targets.refusal(message.exchange_name, current_app.extensions["settings"])
+        if may_reingest
+        else None
+    )
     return MessageActions(
         can_acknowledge=scope.can_acknowledge(message),
-        can_reingest=scope.details and scope.can_reingest(row=message),
+        can_reingest=may_reingest and not refused,
+        reingest_refused=refused,
         acknowledged=getattr(message, "acknowledged_at", None) is not None,
         history=message_history(message.id) if scope.details else [],
     )

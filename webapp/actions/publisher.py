@@ -1,6 +1,9 @@
-"""Publishing to PACER's exchanges with kombu: passive exchange check, publisher confirms,
-`mandatory`, persistent delivery. Any failure raises `PublishError` with a reason a person can act
-on; a success returns only after the broker confirmed the message was routed.
+"""Publishing re-ingests to PACER's exchanges with kombu: passive exchange check, publisher
+confirms, `mandatory`, persistent delivery. Any failure raises `PublishError` with a reason a person
+can act on; a success returns only after the broker confirmed the message was routed.
+
+Only exchanges that `targets.refusal` lets through are published to (checked here too, whatever
+the caller checked), as the re-ingest broker user (REINGEST_RMQ_USERNAME) when one is configured.
 """
 
 from __future__ import annotations
@@ -11,6 +14,9 @@ from typing import Any
 import amqp.exceptions
 from kombu import Connection, Producer
 from kombu.exceptions import OperationalError
+
+from ..config import AMQP_NAME_MAX_BYTES
+from . import targets
 
 logger = logging.getLogger(__name__)
 
@@ -28,13 +34,17 @@ class PublishError(Exception):
     """The broker did not accept the message (missing exchange, unroutable, nacked, down)."""
 
 
+class PublishRefused(PublishError):
+    """The exchange is not a permitted re-ingest target: nothing was sent."""
+
+
 class Publisher:
     """One broker connection for one or many confirmed publishes (`with Publisher(s) as p:`)."""
 
     def __init__(self, settings: Any):
         self.settings = settings
         self.connection = Connection(
-            settings.broker_url,
+            settings.reingest_broker_url,
             ssl=settings.broker_use_ssl,
             connect_timeout=5,
             transport_options={"confirm_publish": True},
@@ -88,7 +98,14 @@ class Publisher:
     ) -> None:
         """Publish persistently and wait for the confirm; raise PublishError if not routed."""
         if not exchange:
-            raise PublishError("the message has no exchange recorded: nowhere to publish it")
+            raise PublishRefused("the message has no exchange recorded: nowhere to publish it")
+        reason = targets.refusal(exchange, self.settings)
+        if reason:
+            raise PublishRefused(reason)
+        if len(routing_key.encode("utf-8")) > AMQP_NAME_MAX_BYTES:
+            raise PublishRefused(
+                f"the routing key is over {AMQP_NAME_MAX_BYTES} bytes: AMQP cannot carry it"
+            )
         timeout = self.settings.PUBLISH_CONFIRM_TIMEOUT
         try:
             self.check_exchange(exchange)
@@ -117,6 +134,10 @@ class Publisher:
         except (OSError, OperationalError, amqp.exceptions.AMQPError) as exc:
             self._channel = None
             raise PublishError(f"broker connection failed: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - e.g. a value the AMQP encoder cannot pack
+            logger.exception("unexpected error publishing to %s", targets.shown(exchange))
+            self._channel = None
+            raise PublishError(f"could not publish: {type(exc).__name__}: {exc}") from None
         if self._returned is not None:
             returned, self._returned = self._returned, None
             raise PublishError(

@@ -12,7 +12,7 @@ from werkzeug.routing import BuildError
 from ..auth.scope import current_scope
 from ..errors import DomainError
 from ..extensions import db
-from . import bp, queries, services
+from . import bp, queries, ratelimit, services, targets
 from .services import PermissionDenied, ReingestRequest
 
 logger = logging.getLogger(__name__)
@@ -91,6 +91,9 @@ def reingest_message(message_id: int):
         _require_login_or_permission(
             scope.details and scope.can_reingest(row=message), "re-ingest this message"
         )
+        refusal = targets.refusal(message.exchange_name, _settings())
+        if refusal:  # no preview of a re-ingest that would be refused
+            return _render_reingest(message, "", "", error=refusal, blocked=True), 403
         return _render_reingest(message, message.payload or "", message.routing_key or "")
     form = ReingestRequest(
         payload=request.form.get("payload", message.payload or "").replace("\r\n", "\n"),
@@ -100,24 +103,36 @@ def reingest_message(message_id: int):
         row = services.reingest(scope, message, form, _settings())
     except PermissionDenied:
         raise
+    except targets.ReingestRefused as exc:
+        db.session.commit()
+        return _render_reingest(message, "", "", error=exc.message, blocked=True), exc.status
+    except ratelimit.RateLimited as exc:
+        db.session.commit()
+        page = _render_reingest(message, form.payload, form.routing_key, error=exc.message)
+        return page, exc.status, {"Retry-After": str(exc.retry_after)}
     except DomainError as exc:
         db.session.commit()
-        return _render_reingest(message, form.payload, form.routing_key, error=exc.message), 400
+        page = _render_reingest(message, form.payload, form.routing_key, error=exc.message)
+        return page, exc.status
     db.session.commit()
     status = 200 if row.outcome == "ok" else 502
     return _render_reingest(message, form.payload, form.routing_key, result=row), status
 
 
-def _render_reingest(message, payload, routing_key, error=None, result=None):
+def _render_reingest(message, payload, routing_key, error=None, result=None, blocked=False):
+    """The re-ingest page; `blocked` (exchange refused) shows the reason and no form."""
     template = "actions/_reingest_form.html" if _is_htmx() else "actions/reingest.html"
     return render_template(
         template,
         message=message,
         payload=payload,
         routing_key=routing_key,
-        routing_keys=queries.routing_keys_seen(message.exchange_name, message.routing_key),
+        routing_keys=[]
+        if blocked
+        else queries.routing_keys_seen(message.exchange_name, message.routing_key),
         error=error,
         result=result,
+        blocked=blocked,
         message_url=message_url(message.id),
     )
 
@@ -166,20 +181,26 @@ def bulk_acknowledge():
 def bulk_reingest():
     scope = current_scope()
     args = request.values
+    settings = _settings()
     if request.method == "GET":
         _require_login_or_permission(scope.can_reingest(), "re-ingest messages")
+        if not settings.REINGEST_EXCHANGES:
+            raise targets.ReingestRefused(targets.DISABLED)
         stmt = queries.filtered_messages(scope, args, "reingest")
         return render_template(
             "actions/bulk_preview.html",
             action="reingest",
-            count=_preview_count(stmt),
+            count=_preview_count(stmt.where(targets.allowed_clause(settings))),
+            refused=services.refused_summary_bounded(
+                scope, args, settings, PREVIEW_COUNT_TIMEOUT_MS
+            ),
             fields=_hidden_fields(args),
             post_url=url_for("actions.bulk_reingest"),
-            rate=_settings().REINGEST_RATE_PER_SECOND,
+            rate=settings.REINGEST_RATE_PER_SECOND,
         )
     # Validate the filter now (a 400 here, not a failed job later).
     queries.filtered_messages(scope, args, "reingest")
-    job = services.start_bulk_reingest(scope, args, _int_or_none(args.get("expected")))
+    job = services.start_bulk_reingest(scope, args, _int_or_none(args.get("expected")), settings)
     db.session.commit()
     from tasks.actions import bulk_reingest as task
 
@@ -199,6 +220,8 @@ def job_status(job_id: int):
     job = queries.job(job_id)
     if not (scope.is_admin or (scope.user_id and job.detail.get("user_id") == scope.user_id)):
         raise DomainError(f"job {job_id} not found", 404)
+    if job.outcome == "running" and services.fail_stale_jobs(_settings(), job_ids=[job.id]):
+        db.session.refresh(job)  # its worker was lost: shown as failed, not running forever
     template = "actions/_job_progress.html" if _is_htmx() else "actions/job.html"
     return render_template(template, job=job)
 

@@ -22,6 +22,7 @@ from models import AuditLog, Message
 from ..auth.scope import Scope
 from ..errors import DomainError
 from ..extensions import db
+from . import ratelimit, targets
 from .publisher import REINGEST_HEADER, Publisher, PublishError
 from .queries import AUDIT_MAX_IDS, filtered_messages, routing_keys_seen
 
@@ -151,24 +152,77 @@ def check_well_formed(payload: str, payload_format: str) -> None:
             ) from None
 
 
+class PayloadTooLarge(DomainError):
+    status = 413
+
+
 def reingest(scope: Scope, message: Message, request: ReingestRequest, settings: Any) -> AuditLog:
     """Re-publish `message` (payload possibly edited) to its exchange; always audited.
 
-    Raises PermissionDenied or DomainError (bad input); a broker failure is returned as an audit
-    row with outcome `error` (the caller shows it).
+    Raises PermissionDenied, ReingestRefused (exchange not allowed: outcome `refused`),
+    RateLimited (outcome `refused`) or DomainError (bad input, outcome `error`); a broker failure
+    is returned as an audit row with outcome `error` (the caller shows it).
     """
-    target = f"{message.exchange_name or '(no exchange)'} / {request.routing_key}"
+    exchange = _clip(message.exchange_name)
+    target = (
+        f"{exchange if exchange is not None else '(no exchange)'} / {_clip(request.routing_key)}"
+    )
     edited = request.payload != (message.payload or "")
+    payload_bytes = len(request.payload.encode("utf-8"))
     detail: dict[str, Any] = {
-        "routing_key": request.routing_key,
-        "original_routing_key": message.routing_key,
-        "exchange": message.exchange_name,
+        "routing_key": _clip(request.routing_key),
+        "original_routing_key": _clip(message.routing_key),
+        "exchange": exchange,
         "edited": edited,
+        "payload_bytes": payload_bytes,
         "payload_sha256": hashlib.sha256(request.payload.encode("utf-8")).hexdigest(),
     }
     if not scope.can_reingest(row=message):
         audit(scope.actor, "reingest", "denied", message_ids=[message.id], target=target, **detail)
         raise PermissionDenied("You may not re-ingest this message.")
+    reason = targets.refusal(message.exchange_name, settings)
+    if reason:
+        audit(
+            scope.actor,
+            "reingest",
+            "refused",
+            message_ids=[message.id],
+            target=target,
+            reason=reason,
+            **detail,
+        )
+        logger.warning("re-ingest of message %s refused: %s", message.id, reason)
+        raise targets.ReingestRefused(reason, field="exchange")
+    try:
+        ratelimit.check(scope.actor, settings.REINGEST_USER_PER_MINUTE)
+    except ratelimit.RateLimited as exc:
+        audit(
+            scope.actor,
+            "reingest",
+            "refused",
+            message_ids=[message.id],
+            target=target,
+            reason=exc.message,
+            retry_after=exc.retry_after,
+            **detail,
+        )
+        raise
+    if payload_bytes > settings.REPORT_MAX_BYTES:
+        error = (
+            f"The payload is {payload_bytes} bytes: at most {settings.REPORT_MAX_BYTES} bytes "
+            "(REPORT_MAX_BYTES) can be re-ingested; the report of a larger message would be "
+            "quarantined."
+        )
+        audit(
+            scope.actor,
+            "reingest",
+            "error",
+            message_ids=[message.id],
+            target=target,
+            error=error,
+            **detail,
+        )
+        raise PayloadTooLarge(error, field="payload")
     allowed_keys = routing_keys_seen(message.exchange_name, message.routing_key)
     if request.routing_key not in allowed_keys:
         audit(
@@ -181,8 +235,8 @@ def reingest(scope: Scope, message: Message, request: ReingestRequest, settings:
             **detail,
         )
         raise DomainError(
-            f"Routing key {request.routing_key!r} was never seen on exchange "
-            f"{message.exchange_name!r}.",
+            f"Routing key {_clip(request.routing_key)!r} was never seen on exchange "
+            f"{targets.shown(message.exchange_name)}.",
             field="routing_key",
         )
     try:
@@ -201,15 +255,20 @@ def reingest(scope: Scope, message: Message, request: ReingestRequest, settings:
     try:
         with Publisher(settings) as publisher:
             publish_message(publisher, message, request.payload, request.routing_key)
-    except PublishError as exc:
-        logger.warning("re-ingest of message %s failed: %s", message.id, exc)
+    except Exception as exc:  # noqa: BLE001 - every failure is shown and audited, never a 500
+        if isinstance(exc, PublishError):
+            logger.warning("re-ingest of message %s failed: %s", message.id, exc)
+            error = str(exc)
+        else:
+            logger.exception("re-ingest of message %s failed", message.id)
+            error = f"unexpected error: {type(exc).__name__}: {exc}"
         return audit(
             scope.actor,
             "reingest",
             "error",
             message_ids=[message.id],
             target=target,
-            error=str(exc),
+            error=error,
             **detail,
         )
     logger.info("message %s re-ingested to %s by %s", message.id, target, scope.actor)
@@ -227,12 +286,42 @@ def publish_message(publisher: Publisher, message: Any, payload: str, routing_ke
     )
 
 
-def start_bulk_reingest(scope: Scope, args: Mapping[str, Any], expected: int | None) -> AuditLog:
-    """Create the audit row of a bulk re-ingestion job (outcome `pending`); the caller enqueues."""
+def start_bulk_reingest(
+    scope: Scope, args: Mapping[str, Any], expected: int | None, settings: Any
+) -> AuditLog:
+    """Create the audit row of a bulk re-ingestion job (outcome `pending`); the caller enqueues.
+
+    Messages of the filter on exchanges re-ingest may not publish to are left out of the job;
+    they are named in an audit row of their own (outcome `refused`).
+    """
     filter_args = _filter_detail(args)
     if not scope.can_reingest():
         audit(scope.actor, "bulk-reingest", "denied", filter=filter_args, reason="no permission")
         raise PermissionDenied("You may not re-ingest messages.")
+    if not settings.REINGEST_EXCHANGES:
+        audit(
+            scope.actor,
+            "bulk-reingest",
+            "refused",
+            target=_describe_filter(filter_args),
+            filter=filter_args,
+            reason=targets.DISABLED,
+        )
+        raise targets.ReingestRefused(targets.DISABLED)
+    refused = refused_summary_bounded(scope, args, settings)
+    if refused and refused["count"]:
+        audit(
+            scope.actor,
+            "bulk-reingest",
+            "refused",
+            message_ids=refused["ids"],
+            target=_describe_filter(filter_args),
+            filter=filter_args,
+            reason="exchange not on the re-ingest allow-list (REINGEST_EXCHANGES); "
+            "these messages are left out of the job",
+            count=refused["count"],
+            exchanges=refused["exchanges"],
+        )
     return audit(
         scope.actor,
         "bulk-reingest",
@@ -247,10 +336,73 @@ def start_bulk_reingest(scope: Scope, args: Mapping[str, Any], expected: int | N
     )
 
 
-def bulk_reingest_ids(scope: Scope, args: Mapping[str, Any]) -> list[int]:
-    """Ids of the filter's messages that the scope may re-ingest (oldest first)."""
-    stmt = filtered_messages(scope, args, "reingest").order_by(Message.received_at, Message.id)
+def bulk_reingest_ids(scope: Scope, args: Mapping[str, Any], settings: Any) -> list[int]:
+    """Ids of the filter's messages that the scope may re-ingest, on permitted exchanges only
+    (oldest first)."""
+    stmt = (
+        filtered_messages(scope, args, "reingest")
+        .where(targets.allowed_clause(settings))
+        .order_by(Message.received_at, Message.id)
+    )
     return list(db.session.scalars(stmt))
+
+
+#: A bulk preview or job names at most this many refused exchanges.
+REFUSED_EXCHANGES_SHOWN = 10
+
+
+def refused_summary(scope: Scope, args: Mapping[str, Any], settings: Any) -> dict[str, Any]:
+    """The filter's messages (that the scope may re-ingest) on exchanges re-ingest may not
+    publish to: count, the first ids and the most frequent exchanges with their counts."""
+    from sqlalchemy import func, not_
+
+    refused = filtered_messages(scope, args, "reingest").where(
+        not_(targets.allowed_clause(settings)) | Message.exchange_name.is_(None)
+    )
+    sub = refused.add_columns(Message.exchange_name).subquery()
+    rows = db.session.execute(
+        select(sub.c.exchange_name, func.count())
+        .group_by(sub.c.exchange_name)
+        .order_by(func.count().desc())
+    ).all()
+    count = sum(n for _, n in rows)
+    ids = (
+        list(db.session.scalars(refused.order_by(Message.id).limit(AUDIT_MAX_IDS))) if count else []
+    )
+    return {
+        "count": count,
+        "ids": ids,
+        "exchanges": [
+            {"exchange": _clip(name), "count": n} for name, n in rows[:REFUSED_EXCHANGES_SHOWN]
+        ],
+    }
+
+
+def refused_summary_bounded(
+    scope: Scope, args: Mapping[str, Any], settings: Any, timeout_ms: int = 10_000
+) -> dict[str, Any] | None:
+    """`refused_summary`, or None when it takes longer than `timeout_ms` (a huge filter)."""
+    from sqlalchemy.exc import OperationalError
+
+    from .queries import set_statement_timeout
+
+    try:
+        with db.session.begin_nested():
+            set_statement_timeout(timeout_ms)
+            return refused_summary(scope, args, settings)
+    except OperationalError:
+        logger.info("counting the refused messages of a bulk re-ingest timed out")
+        return None
+
+
+#: Producer-chosen names are kept in audit rows at most this long.
+AUDIT_NAME_CHARS = 300
+
+
+def _clip(value: str | None) -> str | None:
+    if value is None or len(value) <= AUDIT_NAME_CHARS:
+        return value
+    return value[:AUDIT_NAME_CHARS] + f"… ({len(value)} characters)"
 
 
 def load_for_publish(ids: list[int]):
@@ -292,15 +444,46 @@ def _describe_filter(filter_args: Mapping[str, Any]) -> str:
 #: Progress is written to the job's audit row at most this often (seconds) and at the end.
 PROGRESS_EVERY_SECONDS = 1.0
 CHUNK = 200
+#: A `running` job whose last progress is older than this (and at least STALE_CONFIRM_FACTOR
+#: publish-confirm timeouts) has lost its worker: `fail_stale_jobs` marks it failed.
+STALE_JOB_SECONDS = 300
+STALE_CONFIRM_FACTOR = 4
+
+
+def stale_after_seconds(settings: Any) -> int:
+    return max(STALE_JOB_SECONDS, STALE_CONFIRM_FACTOR * settings.PUBLISH_CONFIRM_TIMEOUT)
 
 
 def run_bulk_reingest(job_id: int, settings: Any, clock=None, sleep=None) -> AuditLog:
     """Publish every message of the job's filter, at most REINGEST_RATE_PER_SECOND per second.
 
     The scope is computed again from the user who started the job, so a permission removed in
-    the meantime stops the job from publishing what the user may no longer re-ingest. Progress
-    (total, done, failed, last errors) is committed to the audit row as it goes.
+    the meantime stops the job from publishing what the user may no longer re-ingest; so is the
+    exchange allow-list (messages on other exchanges are counted as `refused`, never published).
+    Progress (total, done, failed, last errors, heartbeat) is committed to the audit row as it
+    goes. Whatever stops the job, it ends `ok`, `partial` or `error`, never left `running`
+    (a worker that dies outright is caught by `fail_stale_jobs`).
     """
+    job = db.session.get(AuditLog, job_id)
+    if job is None or job.action != "bulk-reingest":
+        raise DomainError(f"job {job_id} not found", 404)
+    if job.outcome == "running":
+        # Redelivered after its worker was lost: never publish twice; fail it once it is stale.
+        fail_stale_jobs(settings, job_ids=[job_id])
+        logger.info("bulk re-ingest job %s already %s", job_id, job.outcome)
+        return job
+    if job.outcome != "pending":
+        logger.info("bulk re-ingest job %s already %s", job_id, job.outcome)
+        return job
+    try:
+        return _run_job(job, settings, clock, sleep)
+    except BaseException as exc:
+        logger.exception("bulk re-ingest job %s stopped", job_id)
+        fail_job(job_id, f"the job stopped: {type(exc).__name__}: {exc}")
+        raise
+
+
+def _run_job(job: AuditLog, settings: Any, clock, sleep) -> AuditLog:
     import time
 
     from werkzeug.datastructures import MultiDict
@@ -309,22 +492,52 @@ def run_bulk_reingest(job_id: int, settings: Any, clock=None, sleep=None) -> Aud
 
     clock = clock or time.monotonic
     sleep = sleep or time.sleep
-    job = db.session.get(AuditLog, job_id)
-    if job is None or job.action != "bulk-reingest":
-        raise DomainError(f"job {job_id} not found", 404)
-    if job.outcome != "pending":
-        logger.info("bulk re-ingest job %s already %s", job_id, job.outcome)
-        return job
     detail = dict(job.detail or {})
     scope = scope_for_user(detail.get("user_id"), settings)
     args = MultiDict()
     for key, value in (detail.get("filter") or {}).items():
         for item in value if isinstance(value, list) else [value]:
             args.add(key, item)
-    ids = bulk_reingest_ids(scope, args) if scope.can_reingest() else []
+    if scope.can_reingest():
+        ids = bulk_reingest_ids(scope, args, settings)
+        refused = refused_summary(scope, args, settings)
+    else:
+        ids, refused = [], {"count": 0, "exchanges": []}
     detail.update(total=len(ids), done=0, failed=0, errors=[], started_at=_now_iso())
+    detail.update(refused=refused["count"], refused_exchanges=refused["exchanges"])
+    if not settings.REINGEST_EXCHANGES:
+        detail["errors"].append({"message_id": None, "error": targets.DISABLED})
+    elif refused["count"] and not ids:
+        detail["errors"].append(
+            {
+                "message_id": None,
+                "error": f"all {refused['count']} messages are on exchanges re-ingest may not "
+                "publish to (REINGEST_EXCHANGES)",
+            }
+        )
     _save_job(job, "running", detail)
+    if ids:
+        _publish_all(job, ids, detail, settings, clock, sleep)
+    detail["finished_at"] = _now_iso()
+    if detail["errors"] and not detail["done"]:
+        outcome = "error"
+    elif detail["failed"] or detail["refused"] or detail["done"] < detail["total"]:
+        outcome = "partial"
+    else:
+        outcome = "ok"
+    _save_job(job, outcome, detail)
+    logger.info(
+        "bulk re-ingest job %s: %s of %s published, %s failed, %s refused",
+        job.id,
+        detail["done"],
+        detail["total"],
+        detail["failed"],
+        detail["refused"],
+    )
+    return job
 
+
+def _publish_all(job, ids: list[int], detail: dict, settings: Any, clock, sleep) -> None:
     interval = 1.0 / max(1, settings.REINGEST_RATE_PER_SECOND)
     next_slot = clock()
     last_progress = clock()
@@ -350,26 +563,77 @@ def run_bulk_reingest(job_id: int, settings: Any, clock=None, sleep=None) -> Aud
                         _save_job(job, "running", detail, published)
     except PublishError as exc:  # could not even connect
         detail["errors"].append({"message_id": None, "error": str(exc)})
-    detail["finished_at"] = _now_iso()
-    if detail["failed"] == 0 and detail["done"] == detail["total"]:
-        outcome = "ok"
-    elif detail["done"]:
-        outcome = "partial"
-    else:
-        outcome = "error"
-    _save_job(job, outcome, detail, published)
-    logger.info(
-        "bulk re-ingest job %s: %s of %s published, %s failed",
-        job_id,
-        detail["done"],
-        detail["total"],
-        detail["failed"],
-    )
-    return job
+    job.message_ids = published[:AUDIT_MAX_IDS]
+
+
+def fail_job(job_id: int, reason: str) -> None:
+    """Mark a job that is still `pending` or `running` as failed (`error`) with the reason.
+
+    Used when its task raised or died; tolerant of a session left unusable by the failure.
+    """
+    try:
+        db.session.rollback()
+        job = db.session.get(AuditLog, job_id)
+        if job is None or job.outcome not in ("pending", "running"):
+            return
+        detail = dict(job.detail or {})
+        errors = list(detail.get("errors") or [])
+        errors.append({"message_id": None, "error": reason})
+        detail.update(errors=errors[-21:], finished_at=_now_iso(), failure=reason)
+        _save_job(job, "error", detail)
+    except Exception:  # noqa: BLE001 - the stale-job sweep is the fallback
+        logger.exception("could not mark bulk re-ingest job %s failed", job_id)
+        db.session.rollback()
+
+
+def fail_stale_jobs(settings: Any, job_ids: list[int] | None = None) -> list[int]:
+    """Mark `running` jobs without progress for `stale_after_seconds` as failed; their ids.
+
+    A job's worker writes a heartbeat with its progress at least every few seconds; a job whose
+    heartbeat stopped lost its worker (killed, host gone) and would otherwise stay `running`.
+    """
+    from sqlalchemy import text
+
+    limit = stale_after_seconds(settings)
+    params: dict[str, Any] = {"stale": limit}
+    only = ""
+    if job_ids is not None:
+        only = "AND id = ANY(:ids)"
+        params["ids"] = list(job_ids)
+    rows = db.session.execute(
+        text(
+            f"""
+            UPDATE audit_log
+            SET outcome = 'error',
+                detail = detail || jsonb_build_object(
+                    'finished_at', to_char(now() AT TIME ZONE 'UTC',
+                                           'YYYY-MM-DD"T"HH24:MI:SS"+00:00"'),
+                    'failure', 'no progress for ' || :stale || ' s: the worker running it stopped',
+                    'errors', COALESCE(detail->'errors', '[]'::jsonb) || jsonb_build_array(
+                        jsonb_build_object(
+                            'message_id', NULL,
+                            'error', 'the job stopped: no progress for ' || :stale
+                                     || ' s (its worker was lost); start a new job for the rest'
+                        )))
+            WHERE action = 'bulk-reingest' AND outcome = 'running' {only}
+              AND COALESCE((detail->>'heartbeat_at')::timestamptz,
+                           (detail->>'started_at')::timestamptz, at)
+                  < now() - make_interval(secs => :stale)
+            RETURNING id
+            """
+        ),
+        params,
+    ).all()
+    db.session.commit()
+    failed = [r[0] for r in rows]
+    if failed:
+        logger.warning("bulk re-ingest jobs %s had lost their worker: marked failed", failed)
+    return failed
 
 
 def _save_job(job: AuditLog, outcome: str, detail: dict, published: list[int] | None = None):
     job.outcome = outcome
+    detail["heartbeat_at"] = _now_iso()
     job.detail = dict(detail)  # a new object, so SQLAlchemy sees the JSONB change
     if published is not None:
         job.message_ids = published[:AUDIT_MAX_IDS]
