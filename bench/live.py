@@ -162,7 +162,13 @@ def run(args) -> dict:
     environ = env(db_name, **names)
     worker = start_worker(f"bench-live-{suffix}@%h", environ, RESULTS / "live-worker.log")
     web = start_web(
-        args.port, environ, RESULTS / "live-gunicorn.log", WEB_THREADS=str(args.threads)
+        args.port,
+        environ,
+        RESULTS / "live-gunicorn.log",
+        WEB_THREADS=str(args.threads),
+        # Every simulated viewer connects from 127.0.0.1: lift the per-client cap, not the
+        # per-process one.
+        WS_MAX_PER_CLIENT=str(args.sockets),
     )
     base = f"http://127.0.0.1:{args.port}"
     listeners: list[Listener] = []

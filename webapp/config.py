@@ -166,6 +166,10 @@ class Settings:
     #: Celery node name (%h = host name); unique per worker on one host.
     WORKER_NAME: str = "worker@%h"
     LOG_LEVEL: str = "INFO"
+    #: Live sockets one web process serves (0 = three quarters of WEB_THREADS); never all threads.
+    WS_MAX_PER_PROCESS: int = 0
+    #: Live sockets of one client (signed-in user, or address when anonymous) per process.
+    WS_MAX_PER_CLIENT: int = 8
     FLOWER_BIND: str = "127.0.0.1:5555"
     #: user:password[,user:password]; read by Flower itself. Required when Flower listens on
     #: anything but the loopback interface.
@@ -393,11 +397,13 @@ _LIMITS: dict[str, tuple[int | None, int | None]] = {
     "INVESTIGATION_CHECK_WINDOW_DAYS": (1, 3650),
     "REINGEST_RATE_PER_SECOND": (1, 10_000),
     "PUBLISH_CONFIRM_TIMEOUT": (1, 600),
+    "REINGEST_USER_PER_MINUTE": (1, 100_000),
     "TRUSTED_PROXIES": (0, 10),
     "WEB_WORKERS": (1, 64),
     "WEB_THREADS": (1, 1000),
     "WORKER_CONCURRENCY": (1, 64),
-    "REINGEST_USER_PER_MINUTE": (1, 100_000),
+    "WS_MAX_PER_PROCESS": (0, 100_000),
+    "WS_MAX_PER_CLIENT": (1, 10_000),
 }
 _URLS = {"SSO_SERVER_URL", "ICAT_SERVER_URL", "PANOSC_API_URL", "PUBLIC_URL"}
 _CRONS = {"PARTITIONS_CRON", "INVESTIGATION_CHECKS_CRON"}

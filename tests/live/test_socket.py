@@ -7,7 +7,7 @@ import time
 
 import psycopg2
 import pytest
-from simple_websocket import Client
+from simple_websocket import Client, ConnectionClosed
 
 from tests.conftest import admin_dsn
 from tests.messages.support import body
@@ -111,3 +111,71 @@ def test_a_bad_filter_is_reported_on_the_socket(live_server):
     assert data["type"] == "error" and "status" in data["message"]
     time.sleep(0.5)
     assert not ws.connected, "the server closes a socket it cannot serve"
+
+
+def close_code(ws: Client) -> int:
+    """The close code the server sent. simple_websocket's client parses only the first event of
+    the packet that carries the handshake response: a close frame in the same packet stays in
+    its protocol buffer (the client then reports 1005, "no status"), so look there too."""
+    if ws.close_reason == 1005:
+        from wsproto.events import CloseConnection
+
+        for event in ws.ws.events():
+            if isinstance(event, CloseConnection):
+                return event.code
+    return int(ws.close_reason)
+
+
+def _closed_with(ws: Client, seconds: float = 10) -> int | None:
+    """The close code the server sent, waiting up to `seconds` (None while it stays open)."""
+    deadline = time.monotonic() + seconds
+    while ws.connected and time.monotonic() < deadline:
+        try:
+            ws.receive(timeout=0.2)
+        except ConnectionClosed:
+            break
+    return None if ws.connected else close_code(ws)
+
+
+def test_pages_answer_however_many_sockets_are_open(live_server):
+    """One web process with 16 threads: 40 sockets from many clients never take every thread;
+    the ones over the limit are closed with 1013, and the list page still answers at once."""
+    import requests
+
+    url = live_server(WS_MAX_PER_CLIENT="100")
+    sockets, refused = [], []
+    try:
+        for _ in range(40):
+            ws = Client.connect(url.replace("http://", "ws://") + "/ws/messages")
+            try:
+                first = ws.receive(timeout=30)
+            except ConnectionClosed:
+                refused.append(close_code(ws))
+                continue
+            assert json.loads(first)["type"] == "hello", first
+            sockets.append(ws)
+        assert len(sockets) == 12, "three quarters of 16 threads serve sockets"
+        assert refused == [1013] * 28
+        started = time.monotonic()
+        page = requests.get(url + "/", timeout=10)
+        api = requests.get(url + "/api/v1/messages", timeout=10)
+        assert page.status_code == 200 and api.status_code == 200
+        assert time.monotonic() - started < 5, "pages are not starved by open sockets"
+    finally:
+        for ws in sockets:
+            ws.close()
+
+
+def test_one_client_gets_at_most_its_share_of_sockets(live_server):
+    url = live_server(WS_MAX_PER_CLIENT="3")
+    sockets = [connect(url) for _ in range(3)]
+    try:
+        extra = Client.connect(url.replace("http://", "ws://") + "/ws/messages")
+        assert _closed_with(extra) == 1013
+        # A slot frees when a socket closes.
+        sockets.pop().close()
+        time.sleep(1.5)
+        sockets.append(connect(url))
+    finally:
+        for ws in sockets:
+            ws.close()

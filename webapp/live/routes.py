@@ -7,6 +7,8 @@ Protocol (server → client, JSON text frames):
   {"type": "gap"}                                     some updates may have been missed
   {"type": "ping"}                                    keep-alive (every 25 s when idle)
   {"type": "error", "message": "..."}                 then the server closes the socket
+Over the socket limits (webapp/live/limits.py) the server closes at once with code 1013 and
+the reason.
 Pushes are batched and throttled to at most one per MIN_PUSH_INTERVAL seconds.
 """
 
@@ -16,7 +18,7 @@ import json
 import logging
 import time
 
-from flask import render_template, request
+from flask import current_app, render_template, request
 from simple_websocket import ConnectionClosed
 from werkzeug.exceptions import HTTPException
 
@@ -27,6 +29,7 @@ from ..messages import presenters, queries
 from ..messages.filters import MessageFilter
 from . import bp
 from .hub import Batch, Subscription, get_hub
+from .limits import CLOSE_TRY_AGAIN_LATER, SocketLimitReached, get_slots
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +40,8 @@ MAX_ROWS_PER_PUSH = 100
 KEEPALIVE_SECONDS = 25.0
 _WAIT_SECONDS = 1.0
 LISTEN_READY_SECONDS = 5.0
+#: How long a refused socket waits for the client to close its end.
+CLOSE_WAIT_SECONDS = 2.0
 
 
 @sock.route("/ws/messages", bp=bp)
@@ -52,6 +57,19 @@ def messages_socket(ws):
     finally:
         db.session.remove()
     user_id = scope.user_id
+    client = f"user:{user_id}" if user_id is not None else f"addr:{request.remote_addr}"
+    try:
+        with get_slots(current_app.extensions["settings"]).slot(client):
+            _subscribe_and_serve(ws, filters, user_id)
+    except SocketLimitReached as exc:
+        logger.info("live: socket refused for %s: %s", client, exc)
+        ws.close(reason=CLOSE_TRY_AGAIN_LATER, message=str(exc)[:120])
+        # Closing handshake: let the client read the close frame and close its end before the
+        # server drops the connection (otherwise it may see a reset and no close code).
+        ws.thread.join(CLOSE_WAIT_SECONDS)
+
+
+def _subscribe_and_serve(ws, filters: MessageFilter, user_id: int | None) -> None:
     hub = get_hub(_listen_dsn())
     sub = hub.subscribe()
     try:
