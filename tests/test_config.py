@@ -105,7 +105,18 @@ def test_strict_booleans_false(word):
 def test_production_requires_secret_key_and_accepts_one():
     with pytest.raises(ConfigError, match="^SECRET_KEY:"):
         settings(ENVIRONMENT="production")
-    assert settings(ENVIRONMENT="production", SECRET_KEY="k" * 32).SECRET_KEY == "k" * 32
+    key = "3f9a1c0b7e6d5a4f2b8c9d0e1f2a3b4c"
+    assert settings(ENVIRONMENT="production", SECRET_KEY=key).SECRET_KEY == key
+
+
+@pytest.mark.parametrize("key", [" ", "a", "k" * 64, "secret", "0123456789" * 2, " " * 40])
+def test_production_refuses_a_weak_secret_key(key):
+    with pytest.raises(ConfigError, match="^SECRET_KEY: too weak for production"):
+        settings(ENVIRONMENT="production", SECRET_KEY=key)
+
+
+def test_development_accepts_any_secret_key():
+    assert settings(ENVIRONMENT="development", SECRET_KEY="a").SECRET_KEY == "a"
 
 
 def test_password_with_url_special_characters_is_quoted_fully():

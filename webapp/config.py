@@ -21,6 +21,8 @@ class ConfigError(ValueError):
     """A configuration variable is missing or has a bad value."""
 
 
+SECRET_KEY_MIN_LENGTH = 32
+SECRET_KEY_MIN_DISTINCT = 10
 TRUE_WORDS = {"true", "1", "yes", "on"}
 FALSE_WORDS = {"false", "0", "no", "off"}
 ALLOWED_PARTITION_MONTHS = (1, 2, 3, 4, 6, 12)
@@ -260,6 +262,16 @@ class Settings:
                 "SECRET_KEY: required outside development/testing "
                 '(generate one with: python -c "import secrets; print(secrets.token_hex(32))")'
             )
+        if not self.is_development and (
+            len(self.SECRET_KEY.strip()) < SECRET_KEY_MIN_LENGTH
+            or len(set(self.SECRET_KEY)) < SECRET_KEY_MIN_DISTINCT
+        ):
+            # It signs the session cookies: a guessable key is a login for anyone.
+            raise ConfigError(
+                f"SECRET_KEY: too weak for production (at least {SECRET_KEY_MIN_LENGTH} "
+                f"characters, {SECRET_KEY_MIN_DISTINCT} of them different; generate one with: "
+                'python -c "import secrets; print(secrets.token_hex(32))")'
+            )
         if not self.RMQ_HOST:
             raise ConfigError("RMQ_HOST: required (the RabbitMQ host PACER publishes reports to)")
         if self.RMQ_PROTOCOL not in ("amqp", "amqps"):
@@ -319,10 +331,6 @@ class Settings:
             raise ConfigError(
                 f"PACER_TIMEZONE: unknown IANA time zone {self.PACER_TIMEZONE!r}"
             ) from None
-
-
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
         for name in self.REINGEST_EXCHANGES:
             reason = never_reingest_reason(name, self)
             if reason:
@@ -354,6 +362,10 @@ def never_reingest_reason(exchange: str, settings: Settings) -> str | None:
     if lowered.startswith("celery") or "pidbox" in lowered:
         return "a Celery exchange (tasks, events, remote control or replies)"
     return None
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 def _public_url(raw: str) -> None:
