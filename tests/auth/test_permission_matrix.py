@@ -88,11 +88,11 @@ def who(request, app, client, make_group, make_user, seeded, reingest_allowed) -
     name = request.param
     if name != "disabled":
         request.getfixturevalue("auth_enabled")
-    bl06 = make_group("bl06-team", identifier_rules={"instrument": ["BL06"]}, can_acknowledge=True)
     # The seeded messages' exchanges are on the re-ingest allow-list (and exist nowhere).
     reingest_allowed(
         *sorted({exchange + EXCHANGE_SUFFIX for _, _, exchange, _, _ in SEED.values()})
     )
+    bl06 = make_group("bl06-team", identifier_rules={"instrument": ["BL06"]}, can_acknowledge=True)
     office = make_group("user-office", message_types=["user-sync"], can_reingest=True)
     admins = make_group(ADMIN_GROUP)
     memberships = {
