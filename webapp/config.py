@@ -21,6 +21,8 @@ class ConfigError(ValueError):
     """A configuration variable is missing or has a bad value."""
 
 
+SECRET_KEY_MIN_LENGTH = 32
+SECRET_KEY_MIN_DISTINCT = 10
 TRUE_WORDS = {"true", "1", "yes", "on"}
 FALSE_WORDS = {"false", "0", "no", "off"}
 ALLOWED_PARTITION_MONTHS = (1, 2, 3, 4, 6, 12)
@@ -259,6 +261,16 @@ class Settings:
             raise ConfigError(
                 "SECRET_KEY: required outside development/testing "
                 '(generate one with: python -c "import secrets; print(secrets.token_hex(32))")'
+            )
+        if not self.is_development and (
+            len(self.SECRET_KEY.strip()) < SECRET_KEY_MIN_LENGTH
+            or len(set(self.SECRET_KEY)) < SECRET_KEY_MIN_DISTINCT
+        ):
+            # It signs the session cookies: a guessable key is a login for anyone.
+            raise ConfigError(
+                f"SECRET_KEY: too weak for production (at least {SECRET_KEY_MIN_LENGTH} "
+                f"characters, {SECRET_KEY_MIN_DISTINCT} of them different; generate one with: "
+                'python -c "import secrets; print(secrets.token_hex(32))")'
             )
         if not self.RMQ_HOST:
             raise ConfigError("RMQ_HOST: required (the RabbitMQ host PACER publishes reports to)")
