@@ -17,10 +17,13 @@ from sqlalchemy import (
     Integer,
     Table,
     Text,
+    delete,
+    event,
     func,
+    inspect,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from .base import Base
 
@@ -54,6 +57,25 @@ class User(UserMixin, Base):
 
     def __str__(self) -> str:
         return self.email or self.sub
+
+
+class UserSession(Base):
+    """One logged-in browser session; the signed cookie holds a token whose SHA-256 is `id`.
+
+    A session is valid while its row exists (and the user is active): logout deletes its row,
+    deactivating a user deletes all of theirs (webapp/auth/sessions.py).
+    """
+
+    __tablename__ = "user_sessions"
+
+    #: hex SHA-256 of the session token (the token itself is only in the user's cookie).
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), index=True
+    )
 
 
 class Group(Base):
@@ -100,3 +122,13 @@ class AuditLog(Base):
     #: ok | error | partial | pending
     outcome: Mapped[str] = mapped_column(Text)
     detail: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
+
+
+@event.listens_for(Session, "before_flush")
+def _end_sessions_of_deactivated_users(session, flush_context, instances) -> None:
+    """Deactivating a user ends all of their sessions, whoever or whatever deactivates them."""
+    for obj in list(session.dirty):
+        if not isinstance(obj, User) or obj.active or obj.id is None:
+            continue
+        if inspect(obj).attrs.active.history.has_changes():
+            session.execute(delete(UserSession).where(UserSession.user_id == obj.id))

@@ -94,16 +94,25 @@ def make_user(db):
     return make
 
 
-def login(client, user) -> None:
-    """Log `user` in on this test client (what flask_login.login_user stores in the session)."""
+def login(client, user) -> str:
+    """Log `user` in on this test client: what the OIDC callback stores (a server-side session
+    row, and in the signed cookie the user id as flask_login.login_user does, plus the session
+    token). Returns the token."""
     from flask import g, has_app_context
 
+    from webapp.auth import sessions
+    from webapp.extensions import db
+
+    token = sessions.start(user)
+    db.session.commit()
     with client.session_transaction() as session:
         session["_user_id"] = str(user.id)
         session["_fresh"] = True
+        session[sessions.SESSION_KEY] = token
     if has_app_context():
         # Tests keep one app context across requests; Flask-Login caches the user on `g`.
         g.pop("_login_user", None)
+    return token
 
 
 def csrf_token(client, path: str = "/no-such-page") -> str:

@@ -128,3 +128,47 @@ def test_hostile_next_never_leaves_the_site(dashboard, provider, browser):
     assert {raw: landed[raw] for raw in HOSTILE_NEXT} == {raw: home for raw in HOSTILE_NEXT}
     # A path of the site itself is still where the login returns to.
     assert landed["%2F%3Fstatus%3Derrored"] == (dashboard + "/?status=errored", True)
+
+
+def test_logout_ends_the_session_for_copies_and_open_sockets(dashboard, provider, page, db):
+    """After a real logout a copied session cookie is anonymous and an open socket is closed."""
+    import json
+
+    import requests
+    from simple_websocket import Client, ConnectionClosed
+
+    from webapp.auth.sessions import SESSION_ENDED_CLOSE_CODE
+
+    page.goto(dashboard + "/login")
+    page.wait_for_url(f"{provider}/oauth2/authorize*")
+    page.get_by_role("button", name="alice-sub").click()
+    page.wait_for_url(dashboard + "/")
+    cookie = next(c["value"] for c in page.context.cookies() if c["name"] == "session")
+
+    def logged_in_with_copy() -> bool:
+        html = requests.get(dashboard + "/", cookies={"session": cookie}, timeout=10).text
+        return 'data-testid="current-user"' in html
+
+    assert logged_in_with_copy()
+    ws = Client.connect(
+        dashboard.replace("http://", "ws://") + "/ws/messages",
+        headers={"Cookie": f"session={cookie}"},
+    )
+    try:
+        assert json.loads(ws.receive(timeout=30))["type"] == "hello"
+        page.get_by_role("button", name="Log out").click()
+        page.wait_for_url(f"{provider}/oauth2/end_session*")
+        assert not logged_in_with_copy()
+        frames, code = [], None
+        try:
+            for _ in range(40):
+                raw = ws.receive(timeout=0.5)
+                if raw:
+                    frames.append(json.loads(raw))
+        except ConnectionClosed as exc:
+            code = exc.reason
+    finally:
+        if ws.connected:
+            ws.close()
+    assert code == SESSION_ENDED_CLOSE_CODE
+    assert frames and frames[-1]["type"] == "error"

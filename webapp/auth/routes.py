@@ -13,7 +13,7 @@ from flask_login import current_user, login_user, logout_user
 
 from ..errors import DomainError
 from ..extensions import db
-from . import bp, services
+from . import bp, services, sessions
 from .setup import oidc_client
 
 logger = logging.getLogger(__name__)
@@ -110,11 +110,14 @@ def callback():
     if not user.active:
         db.session.commit()
         raise DomainError("This account is deactivated; ask an administrator.", 403)
+    # A server-side session: logout and deactivation end it (webapp/auth/sessions.py).
+    session_token = sessions.start(user)
     db.session.commit()
     next_url = session.pop("login_next", None)
     # A fresh session on login (no fixation); keep only what logout needs.
     session.clear()
     login_user(user)
+    session[sessions.SESSION_KEY] = session_token
     if token.get("id_token"):
         session["id_token"] = token["id_token"]
     logger.info("login of user %s (%s)", user.id, user.sub)
@@ -127,6 +130,9 @@ def logout():
     settings = _settings()
     id_token = session.get("id_token")
     was_logged_in = current_user.is_authenticated
+    # End the session server-side first: a copy of this cookie must not outlive the logout.
+    sessions.end(session.get(sessions.SESSION_KEY))
+    db.session.commit()
     logout_user()
     session.clear()
     if settings.DISABLED_AUTH or not was_logged_in:

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 from flask import Flask, current_app, g, request
 from flask_wtf.csrf import CSRFProtect
 
-from ..extensions import db, login_manager
+from ..extensions import login_manager
 from .scope import current_scope
 
 logger = logging.getLogger(__name__)
@@ -37,14 +37,19 @@ def init_app(app: Flask) -> None:
 
 
 def _load_user(user_id: str):
-    from models import User
+    """The user of this request's session while that session is valid (webapp/auth/sessions.py).
 
-    try:
-        user = db.session.get(User, int(user_id))
-    except (TypeError, ValueError):
-        return None
-    if user is None or not user.active:
-        return None
+    A session that was ended (logout elsewhere with a copy of the cookie, deactivation) or that
+    predates server-side sessions is anonymous, and its login keys are dropped from the cookie.
+    """
+    from flask import session
+
+    from . import sessions
+
+    user = sessions.load_user(user_id, session.get(sessions.SESSION_KEY))
+    if user is None:
+        for key in ("_user_id", "_fresh", "_id", sessions.SESSION_KEY, "id_token"):
+            session.pop(key, None)
     return user
 
 

@@ -10,6 +10,8 @@ Protocol (server → client, JSON text frames):
 Over the socket limits (webapp/live/limits.py) the server closes at once with code 1013 and
 the reason.
 Pushes are batched and throttled to at most one per MIN_PUSH_INTERVAL seconds.
+When the login behind the socket ends (logout, deactivation) the server sends an error frame and
+closes with code 4401 (webapp/auth/sessions.py).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from simple_websocket import ConnectionClosed
 from werkzeug.exceptions import HTTPException
 
 from ..auth.scope import current_scope, scope_for_user
+from ..auth.sessions import SESSION_ENDED_CLOSE_CODE, SESSION_ENDED_MESSAGE, SessionWatch
 from ..errors import DomainError
 from ..extensions import db, sock
 from ..messages import presenters, queries
@@ -86,9 +89,15 @@ def _subscribe_and_serve(ws, filters: MessageFilter, user_id: int | None) -> Non
 
 
 def _serve(ws, sub: Subscription, filters: MessageFilter, user_id: int | None) -> None:
+    # The login behind the socket can end (logout, deactivation): checked every few seconds
+    # and before each push, then the socket is closed (webapp/auth/sessions.py).
+    watch = SessionWatch(user_id)
     last_push = 0.0
     last_send = time.monotonic()
     while ws.connected:
+        if watch.ended():
+            _close_session_ended(ws)
+            return
         batches, gap = sub.wait(_WAIT_SECONDS)
         if gap:
             ws.send(json.dumps({"type": "gap"}))
@@ -106,6 +115,9 @@ def _serve(ws, sub: Subscription, filters: MessageFilter, user_id: int | None) -
             batches += more
             if gap:
                 ws.send(json.dumps({"type": "gap"}))
+        if watch.ended(force=True):
+            _close_session_ended(ws)
+            return
         message = _push(batches, filters, user_id)
         last_push = last_send = time.monotonic()
         if message is None:
@@ -113,6 +125,11 @@ def _serve(ws, sub: Subscription, filters: MessageFilter, user_id: int | None) -
         ws.send(json.dumps(message))
         if message["type"] == "error":
             return
+
+
+def _close_session_ended(ws) -> None:
+    ws.send(json.dumps({"type": "error", "message": SESSION_ENDED_MESSAGE}))
+    ws.close(reason=SESSION_ENDED_CLOSE_CODE, message="session ended")
 
 
 def _push(batches: list[Batch], filters: MessageFilter, user_id: int | None) -> dict | None:
