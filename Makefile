@@ -38,9 +38,10 @@ down:  ## stop everything `make up` started
 test: install  ## start services, run every test (unit, integration, browser)
 	scripts/test.sh
 
-lint: install  ## ruff format --check + ruff check
+lint: install  ## ruff format --check + ruff check + dependency vulnerability scan
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
+	scripts/audit.sh
 
 format: install
 	$(VENV)/bin/ruff format .
