@@ -30,6 +30,7 @@ if [ "${USE_DOCKER:-auto}" != no ] && command -v docker >/dev/null 2>&1 && docke
       echo "SECRET_KEY=$(gen)"
       echo "POSTGRES_PASSWORD=$(gen)"
       echo "RMQ_PASSWORD=$(gen)"
+      echo "REINGEST_RMQ_PASSWORD=$(gen)"  # the re-ingest broker user (SECURITY.md)
       echo "FLOWER_BASIC_AUTH=admin:$(gen)"
     } > .env)
   fi
