@@ -27,7 +27,12 @@ def load_os_packages():
     spec = importlib.util.spec_from_file_location("os_packages", ROOT / "scripts/os_packages.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules["os_packages"] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
+    # No scripts/__pycache__: tests/test_deploy.py reads every file of scripts/ as text.
+    dont_write, sys.dont_write_bytecode = sys.dont_write_bytecode, True
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.dont_write_bytecode = dont_write
     return module
 
 
