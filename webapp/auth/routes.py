@@ -14,7 +14,7 @@ from flask_login import current_user, login_user, logout_user
 from ..errors import DomainError
 from ..extensions import db
 from . import bp, services, sessions
-from .setup import oidc_client
+from .setup import external_url, oidc_client
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +74,8 @@ def login():
     if next_url:
         session["login_next"] = next_url
     try:
-        return oidc_client().authorize_redirect(url_for("auth.callback", _external=True))
+        # From PUBLIC_URL, never from the Host header (setup.external_url).
+        return oidc_client().authorize_redirect(external_url("auth.callback"))
     except (requests.RequestException, ValueError) as exc:
         logger.warning("OIDC provider unreachable at login: %s", exc)
         raise DomainError(
@@ -147,7 +148,7 @@ def logout():
         return redirect(_home())
     params = {
         "client_id": settings.SSO_CLIENT_ID,
-        "post_logout_redirect_uri": url_for("messages.index", _external=True),
+        "post_logout_redirect_uri": external_url("messages.index"),
     }
     if id_token:
         params["id_token_hint"] = id_token
