@@ -174,8 +174,8 @@ def _check_websocket_origin():
 def _websocket_sources() -> list[str]:
     """ws:// and wss:// of this host and of PUBLIC_URL's host, for connect-src.
 
-    CSP Level 3 lets 'self' match ws(s) of the page's own host, but older browsers (Safari
-    before 15.4, Firefox before 76...) do not: the host is named explicitly as well.
+    CSP Level 3 lets 'self' match ws(s) of the page's own host, but older browsers do not: the
+    host is named explicitly as well.
     """
     settings = current_app.extensions["settings"]
     hosts = []
