@@ -26,7 +26,12 @@ def compose_command() -> list[str]:
 
 
 #: What `make up` writes into .env for compose (generated there; any values here).
-SECRETS = {"POSTGRES_PASSWORD": "p", "RMQ_PASSWORD": "r", "FLOWER_BASIC_AUTH": "admin:f"}
+SECRETS = {
+    "POSTGRES_PASSWORD": "p",
+    "RMQ_PASSWORD": "r",
+    "FLOWER_BASIC_AUTH": "admin:f",
+    "REINGEST_RMQ_PASSWORD": "q",
+}
 
 
 def compose_env(**values: str) -> dict[str, str]:
