@@ -93,9 +93,9 @@ def stored_ids(dsn: str) -> set[str]:
     return rows
 
 
-def beat_heartbeat_count(dsn: str) -> int:
+def tasks_heartbeat_count(dsn: str) -> int:
     with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
-        cur.execute("SELECT count(*) FROM heartbeats WHERE name = 'beat'")
+        cur.execute("SELECT count(*) FROM heartbeats WHERE name = 'tasks'")
         (n,) = cur.fetchone()
     conn.close()
     return n
@@ -149,9 +149,9 @@ def test_worker_starts_flushes_and_runs_tasks_under_a_trickle(
 
         # The task queue has a consumer: a task sent now runs within seconds.
         app.extensions["celery"].send_task(
-            "tasks.maintenance.beat_heartbeat", queue=unique_names["CELERY_QUEUE"]
+            "tasks.maintenance.tasks_heartbeat", queue=unique_names["CELERY_QUEUE"]
         )
-        wait_for(lambda: beat_heartbeat_count(dsn) == 1, 10, "the task to run")
+        wait_for(lambda: tasks_heartbeat_count(dsn) == 1, 10, "the task to run")
     finally:
         trickle.stop()
         delete(settings, unique_names)
