@@ -152,3 +152,78 @@ def test_bulk_reingest_of_an_error_group(app, db, client, bound_exchange, monkey
     services.run_bulk_reingest(job_id, settings, clock=lambda: now[0], sleep=sleep)
     db.session.expire_all()
     assert db.session.get(AuditLog, job_id).detail["done"] == 4
+
+
+def _confirmation(html: str) -> dict[str, list[str]]:
+    """The hidden fields of a bulk preview's confirmation form, as the browser would post them."""
+    import html as html_lib
+    import re
+
+    form = html[html.index("<form") : html.index("</form>")]
+    fields: dict[str, list[str]] = {}
+    for name, value in re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', form):
+        fields.setdefault(name, []).append(html_lib.unescape(value))
+    return fields
+
+
+def test_bulk_acknowledge_acts_on_the_set_the_preview_counted(app, db, client):
+    """15 previewed, one more arrives before the click: exactly the 15 are acknowledged."""
+    from models import AuditLog, Message
+
+    seen = [seed(app, db, errored=True, message_type="user-sync") for _ in range(15)]
+    preview = client.get("/actions/acknowledge", query_string={"status": "errored"})
+    html = preview.get_data(as_text=True)
+    assert 'data-count="15"' in html
+    assert "arrive after this preview are left out" in html
+    late = seed(app, db, errored=True, message_type="user-sync")
+
+    done = client.post("/actions/acknowledge", data=_confirmation(html))
+    assert done.status_code == 200
+    assert "confirmed 15, acknowledged 15" in done.get_data(as_text=True)
+    db.session.expire_all()
+    acked = {m.id for m in db.session.query(Message).filter(Message.acknowledged_at.is_not(None))}
+    assert acked == set(seen) and late not in acked
+    row = db.session.query(AuditLog).filter_by(action="bulk-acknowledge").one()
+    assert (row.detail["count"], row.detail["expected"]) == (15, 15)
+
+
+def test_bulk_reingest_publishes_the_set_the_preview_counted(
+    app, db, client, bound_exchange, monkeypatch
+):
+    import tasks.actions
+    from models import AuditLog
+    from webapp.actions import services
+
+    conn, exchange, queue = bound_exchange
+    seen = [seed(app, db, exchange_name=exchange.name, errored=True) for _ in range(15)]
+    enqueued = []
+    monkeypatch.setattr(
+        tasks.actions.bulk_reingest, "delay", lambda job_id: enqueued.append(job_id)
+    )
+    html = client.get("/actions/reingest", query_string={"status": "errored"}).get_data(
+        as_text=True
+    )
+    assert 'data-count="15"' in html
+    late = seed(app, db, exchange_name=exchange.name, errored=True)
+
+    response = client.post("/actions/reingest", data=_confirmation(html))
+    assert response.status_code == 302
+    (job_id,) = enqueued
+    settings = app.extensions["settings"]
+    services.run_bulk_reingest(job_id, settings, clock=lambda: 0.0, sleep=lambda s: None)
+    db.session.expire_all()
+    job = db.session.get(AuditLog, job_id)
+    assert (job.detail["total"], job.detail["done"], job.detail["expected"]) == (15, 15, 15)
+    assert sorted(job.message_ids) == sorted(seen) and late not in job.message_ids
+    page = client.get(f"/actions/jobs/{job_id}").get_data(as_text=True)
+    assert 'data-confirmed="15" data-published="15"' in page
+    assert "Confirmed 15, published 15." in page
+
+
+def test_a_malformed_bound_is_a_400_naming_it(app, db, client):
+    response = client.post(
+        "/actions/acknowledge",
+        data={"csrf_token": csrf_token(client), "status": "errored", "through_id": "1; drop"},
+    )
+    assert response.status_code == 400
+    assert "through_id" in response.get_data(as_text=True)

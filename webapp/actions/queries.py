@@ -74,7 +74,30 @@ def filtered_messages(
     fingerprint = (args.get("fingerprint") or "").strip()
     if fingerprint:
         stmt = stmt.where(Message.error_fingerprint == fingerprint)
+    through_id = through_id_arg(args)
+    if through_id is not None:
+        # The set the operator previewed: nothing that arrived after the preview.
+        stmt = stmt.where(Message.id <= through_id)
     return stmt
+
+
+#: Name of the bound a bulk preview carries into its confirmation.
+THROUGH_ID = "through_id"
+
+
+def through_id_arg(args: Mapping[str, Any]) -> int | None:
+    """The `through_id` bound of a bulk confirmation (None when absent); 400 when malformed."""
+    raw = (args.get(THROUGH_ID) or "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or len(raw) > 18:
+        raise DomainError("through_id must be a message id", field=THROUGH_ID)
+    return int(raw)
+
+
+def newest_message_id() -> int:
+    """The highest message id stored now (0 when there is none): the bound of a bulk preview."""
+    return db.session.execute(select(func.coalesce(func.max(Message.id), 0))).scalar_one()
 
 
 def apply_list_filter(stmt, args: Mapping[str, Any], acknowledged: str | None = None):

@@ -7,6 +7,7 @@ import logging
 
 from flask import current_app, redirect, render_template, request, url_for
 from sqlalchemy.exc import OperationalError
+from werkzeug.datastructures import MultiDict
 from werkzeug.routing import BuildError
 
 from ..auth.scope import current_scope
@@ -160,6 +161,7 @@ def bulk_acknowledge():
         raise DomainError(f"mode must be one of {', '.join(BULK_MODES)}", field="mode")
     if request.method == "GET":
         _require_login_or_permission(scope.can_acknowledge(), "acknowledge messages")
+        args = _frozen(args)
         stmt = queries.filtered_messages(
             scope, args, "acknowledge", acknowledged="hidden" if mode == "acknowledge" else "only"
         )
@@ -186,6 +188,7 @@ def bulk_reingest():
         _require_login_or_permission(scope.can_reingest(), "re-ingest messages")
         if not settings.REINGEST_EXCHANGES:
             raise targets.ReingestRefused(targets.DISABLED)
+        args = _frozen(args)
         stmt = queries.filtered_messages(scope, args, "reingest")
         return render_template(
             "actions/bulk_preview.html",
@@ -224,6 +227,15 @@ def job_status(job_id: int):
         db.session.refresh(job)  # its worker was lost: shown as failed, not running forever
     template = "actions/_job_progress.html" if _is_htmx() else "actions/job.html"
     return render_template(template, job=job)
+
+
+def _frozen(args) -> MultiDict:
+    """The preview's arguments with an upper id bound (kept when the preview already has one):
+    the confirmation then acts on the set the operator saw, not on what arrived since."""
+    frozen = MultiDict(args)
+    if queries.through_id_arg(frozen) is None:
+        frozen[queries.THROUGH_ID] = str(queries.newest_message_id())
+    return frozen
 
 
 def _hidden_fields(args) -> list[tuple[str, str]]:
