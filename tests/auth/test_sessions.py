@@ -127,6 +127,31 @@ def test_deactivation_ends_every_session_for_good(
     assert 'data-testid="current-user"' not in get(laptop, "/").get_data(as_text=True)
 
 
+def test_deactivation_in_the_admin_view_ends_the_sessions(
+    app, db, client, auth_enabled, make_group, make_user
+):
+    from flask import g
+
+    from tests.auth.support import ADMIN_GROUP
+
+    member = make_user("kim", [make_group("team")])
+    browser = app.test_client()
+    login(browser, member)
+    assert 'data-testid="current-user"' in get(browser, "/").get_data(as_text=True)
+    login(client, make_user("boss", [make_group(ADMIN_GROUP)]))
+    g.pop("csrf_token", None)  # Flask-WTF caches the last request's token on the shared `g`
+    token = csrf_token(client)
+    response = client.post(
+        f"/admin/users/edit/?id={member.id}",
+        data={"csrf_token": token, "email": member.email, "name": ""},
+    )  # "active" unchecked
+    assert response.status_code == 302
+    db.session.expire_all()
+    assert member.active is False
+    assert session_rows(db, member.id) == 0
+    assert 'data-testid="current-user"' not in get(browser, "/").get_data(as_text=True)
+
+
 def test_group_change_applies_at_the_next_request(
     app, db, client, auth_enabled, make_group, make_user, seeded
 ):
