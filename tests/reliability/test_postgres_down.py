@@ -57,6 +57,9 @@ def test_postgres_down_nothing_acked_before_stored_and_health_recovers(
         outage_started = time.monotonic()
         feeder.join(60)
         publisher.publish_all(bodies[BEFORE:])  # producers keep publishing during the outage
+        # Sampling starts once every report is published: on a loaded machine publishing can
+        # take longer than the outage itself, which once left no time to sample at all.
+        published_at = time.monotonic()
 
         status, body = wait_for(
             lambda: (h := health(base))[0] == 503 and h, 10, "/healthz to report the outage"
@@ -71,7 +74,7 @@ def test_postgres_down_nothing_acked_before_stored_and_health_recovers(
         # matches the exact one from a passive declare, and the outage lasts until we have two
         # (10 s, longer only if the statistics are late).
         samples: list[tuple[int, int]] = []
-        deadline = outage_started + 2 * OUTAGE_SECONDS
+        deadline = published_at + 2 * OUTAGE_SECONDS
         while time.monotonic() < deadline:
             exact_ready = ready_in_queue(settings.broker_url, queue)[0]
             q = management_queue(settings, queue)
