@@ -17,7 +17,9 @@ the row turns into a real check as soon as the route exists.
 
 from __future__ import annotations
 
+import html
 import json
+import re
 from dataclasses import dataclass
 
 import pytest
@@ -249,6 +251,127 @@ def test_errors(who):
         response = who.get(path)
         assert response.status_code == 200, path
         assert who.leaked(response.get_data(as_text=True)) == [], path
+
+
+#: Seeded error texts are `callback_func_<key>: RuntimeError: ERRTEXTMARK<key> failed`: the callback
+#: and the exception class are read from the error text, so they are details too (DESIGN §7).
+ERROR_CAUSE = ("callback_func_", "RuntimeError")
+#: Fields of an error group a metadata-only user may see: counts by type and time.
+GROUP_METADATA = {
+    "count",
+    "total",
+    "acknowledged",
+    "unacknowledged",
+    "first_seen_at",
+    "last_seen_at",
+    "message_types",
+}
+
+
+def test_error_causes_only_with_details(who):
+    """Metadata-only users get error counts by type and time: no callback, exception class,
+    normalised text, sample or fingerprint, on any page or API."""
+    for path in ("/errors", "/api/v1/error-groups", "/stats", "/api/v1/stats"):
+        text = who.get(path).get_data(as_text=True)
+        shown = [marker for marker in ERROR_CAUSE if marker in text]
+        assert shown == ([] if not DETAILS[who.name] else list(ERROR_CAUSE)), path
+    groups = who.get("/api/v1/error-groups").get_json()["items"]
+    top = who.get("/api/v1/stats").get_json()["top_error_groups"]
+    if DETAILS[who.name]:
+        assert {g["exception_class"] for g in groups + top} == {"RuntimeError"}
+        return
+    for group in groups + top:
+        assert set(group) <= GROUP_METADATA, sorted(set(group) - GROUP_METADATA)
+    by_type = {tuple(g["message_types"]): g["count"] for g in groups}
+    assert by_type == {
+        ("dataset-ingestion",): 2,
+        ("internal-dataset-ingestion",): 1,
+        ("proposal-sync",): 1,
+        ("user-sync",): 1,
+    }
+    # Each count leads to its messages: that type's errors.
+    page = who.get("/errors").get_data(as_text=True)
+    links = re.findall(r'<a class="button" href="([^"]+)">Messages</a>', page)
+    assert len(links) == 4
+    for link in links:
+        listing = who.get(html.unescape(link))
+        assert listing.status_code == 200, link
+        assert "status=errored" in html.unescape(link)
+
+
+def test_error_group_filter_needs_details(who, db):
+    """Narrowing by an error fingerprint tells which messages share an error text."""
+    fingerprints = [
+        g.get("fingerprint") for g in who.get("/api/v1/error-groups").get_json()["items"]
+    ]
+    if not DETAILS[who.name]:
+        assert fingerprints == [None] * len(fingerprints)
+        from models import Message
+
+        any_fingerprint = db.session.query(Message.error_fingerprint).limit(1).scalar()
+        for path in ("/errors", "/api/v1/error-groups", "/stats", "/api/v1/stats"):
+            response = who.get(path, query_string={"fingerprint": any_fingerprint})
+            assert response.status_code == 403, path
+    else:
+        for path in ("/errors", "/api/v1/error-groups"):
+            response = who.get(path, query_string={"fingerprint": fingerprints[0]})
+            assert response.status_code == 200, path
+
+
+#: Messages on the trace of A: A's hash links E for everyone who sees E; F (A's next stage by
+#: instrument + investigation + dataset, another hash) only for those who may see identifiers.
+TRACE_OF_A = {
+    "anonymous": {"A", "E"},
+    "groupless": {"A", "E"},
+    "instrument": {"A", "F"},
+    "two_groups": {"A", "F"},
+    "admin": {"A", "E", "F"},
+    "disabled": {"A", "E", "F"},
+}
+
+
+@pytest.fixture
+def linked_by_identifiers(app, db, seeded) -> int:
+    """F: an internal-dataset-ingestion of A's instrument, investigation and dataset under
+    another hash (a trace links it to A through identifiers only). Returns its id."""
+    from tests.conftest import report_body
+    from webapp.ingest.writer import ParseOptions, RawReport, write_batch
+
+    settings = app.extensions["settings"]
+    body = report_body(
+        message_type="internal-dataset-ingestion",
+        object_identifiers=SEED["A"][1],
+        payload='{"note": "F"}',
+        hash="ffff0000ffff0006",
+        exchange_name="internal-dataset-exchange" + EXCHANGE_SUFFIX,
+        routing_key="internal.dataset.ingest",
+    )
+    raw_conn = db.engine.raw_connection()
+    try:
+        result = write_batch(
+            raw_conn.dbapi_connection,
+            [RawReport(body=body, content_type="application/json")],
+            ParseOptions(settings.REPORT_TASK_NAME, settings.timezone, settings.REPORT_MAX_BYTES),
+        )
+    finally:
+        raw_conn.close()
+    return result.message_ids[0]
+
+
+def test_trace_links_only_through_visible_fields(who, linked_by_identifiers):
+    """A metadata-only user's trace follows the hash (visible metadata), never identifiers."""
+    ids = {**who.seeded.ids, "F": linked_by_identifiers}
+    message_id = ids["A"]
+    api = who.get(f"/api/v1/messages/{message_id}/trace")
+    page = who.get(f"/messages/{message_id}/trace")
+    if "A" not in ROWS[who.name]:
+        assert (api.status_code, page.status_code) == (404, 404)
+        return
+    assert (api.status_code, page.status_code) == (200, 200)
+    names = {v: k for k, v in ids.items()}
+    assert {names[i] for i in message_ids_in(api.get_json())} == TRACE_OF_A[who.name]
+    shown = {int(i) for i in re.findall(r'data-id="(\d+)"', page.get_data(as_text=True))}
+    assert {names[i] for i in shown} == TRACE_OF_A[who.name]
 
 
 # ---- actions ---------------------------------------------------------------------------------

@@ -142,3 +142,40 @@ def test_permission_change_applies_at_the_next_request(
     group.can_acknowledge = False
     db.session.commit()
     assert client.get("/actions/acknowledge").status_code == 403
+
+
+def test_one_field_rule_for_metadata_only_users():
+    """DESIGN §7 as one rule: metadata for everyone; payloads, identifiers, error texts and what
+    is read from them only with details. The CSV export's columns follow the same rule."""
+    from webapp.api.routes import CSV_COLUMNS, CSV_DETAIL_COLUMNS
+    from webapp.auth.scope import ANONYMOUS, METADATA_FIELDS, admin_scope
+
+    sensitive = (
+        "payload",
+        "identifiers",
+        "instrument",
+        "investigation",
+        "dataset",
+        "dataset_id",
+        "visit_id",
+        "error_message",
+        "error_summary",
+        "traceback",
+        "extra",
+        "error_fingerprint",
+        "fingerprint",
+        "callback",
+        "exception_class",
+        "normalized_text",
+        "sample_error",
+        "sample_message_id",
+        "instruments",
+    )
+    shown = ("id", "message_type", "status", "received_at", "routing_key", "hash", "count")
+    row = {name: name for name in sensitive + shown}
+    assert ANONYMOUS.visible(row) == {name: name for name in shown}
+    assert admin_scope().visible(row) == row
+    assert not any(ANONYMOUS.can_see(name) for name in sensitive)
+    assert all(ANONYMOUS.can_see(name) for name in shown)
+    assert set(CSV_COLUMNS) <= METADATA_FIELDS
+    assert not set(CSV_DETAIL_COLUMNS) & METADATA_FIELDS

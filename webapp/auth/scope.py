@@ -5,6 +5,7 @@ INTERFACE (used by every page, fragment, API, export, stat, action and WebSocket
     scope = current_scope()                   # for the current request (computed once per request)
     stmt = scope.apply(select(...), Message)  # adds the WHERE clause of the user's scope
     scope.details                             # may see payload, identifiers, error text
+    scope.can_see(field) / scope.visible(d)   # THE field rule of every page, API and socket
     scope.see_all                             # admin or auth disabled: no row restriction
     scope.is_admin                            # reaches /admin
     scope.can_acknowledge() / can_reingest(message_type)
@@ -17,7 +18,10 @@ Rules:
   compared case-insensitively; a message lacking the identifier does not match. A user's scope is
   the union of their groups' scopes.
 - Anonymous and group-less users (auth enabled) see every row, but metadata only (`details` is
-  False): views must not render payloads, identifiers or error texts for them.
+  False): METADATA_FIELDS and nothing else. Presenters pass what they show through
+  `scope.visible()` (or `visible_fields()`), a trace links messages only through fields the
+  scope `can_see()` (the hash, never identifiers), and error groups without details are counts
+  per message type and time.
 - Members of ADMIN_GROUP, and everyone when DISABLED_AUTH is true, see and may do everything.
 
 The scope is computed from the database at each request (cached on that request object
@@ -38,6 +42,48 @@ PROMOTED_IDENTIFIERS = ("instrument", "investigation", "dataset", "dataset_id", 
 
 #: Actor recorded in the audit log when nobody is logged in because auth is disabled.
 AUTH_DISABLED_ACTOR = "anonymous (auth disabled)"
+
+
+#: What a metadata-only user may see (DESIGN §7: type, status, times, routing, hash; never
+#: payloads, identifiers or error texts). "Identifiers" are the object identifiers; a message's
+#: own ids (id, report id) are how the list links to it. Error counts are metadata; anything read
+#: from an error text is not: callback, exception class, normalised text, sample, fingerprint.
+METADATA_FIELDS = frozenset(
+    {
+        # a message
+        "id",
+        "report_id",
+        "received_at",
+        "processing_start",
+        "processing_end",
+        "processing_ms",
+        "message_type",
+        "status",
+        "errored",
+        "acknowledged",
+        "acknowledged_at",
+        "exchange_name",
+        "routing_key",
+        "hash",
+        "payload_format",
+        "details",
+        "links",
+        # an error count (per message type and time)
+        "message_types",
+        "count",
+        "total",
+        "unacknowledged",
+        "first_seen_at",
+        "last_seen_at",
+    }
+)
+
+
+def visible_fields(fields: Mapping[str, Any], details: bool) -> dict[str, Any]:
+    """`fields` as a user with or without `details` may see them (see Scope.visible)."""
+    if details:
+        return dict(fields)
+    return {key: value for key, value in fields.items() if key in METADATA_FIELDS}
 
 
 def _lower_values(values: Iterable[Any]) -> frozenset[str]:
@@ -162,7 +208,21 @@ class Scope:
     #: Restricts rows (False for anonymous/group-less users: every row, metadata only).
     restricted: bool = False
 
-    # ---- reading --------------------------------------------------------------------------------
+    # ---- what of a row ----------------------------------------------------------------------------
+    @property
+    def can_see_details(self) -> bool:
+        """May see payloads, identifiers, error texts and what is read from them."""
+        return self.details
+
+    def can_see(self, field: str) -> bool:
+        """The one field rule (DESIGN §7): metadata for everyone, the rest with details."""
+        return self.details or field in METADATA_FIELDS
+
+    def visible(self, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """`fields` (a row, a group, a stage as a dict) without what this scope may not see."""
+        return visible_fields(fields, self.details)
+
+    # ---- which rows -----------------------------------------------------------------------------
     def apply(self, stmt, model):
         """`stmt` restricted to the rows of `model` this scope may see."""
         if self.see_all or not self.restricted:

@@ -1,4 +1,5 @@
-"""`/errors` and `/api/v1/error-groups`: errors grouped by cause, in the user's scope.
+"""`/errors` and `/api/v1/error-groups`: errors grouped by cause, in the user's scope (by message
+type only for a scope without details: the cause is read from the error text).
 
 Reads come from webapp.stats.queries (the rollups); bulk acknowledge / re-ingest of a group are
 the actions area's endpoints (`actions.bulk_acknowledge`, `actions.bulk_reingest`), reached with
@@ -44,18 +45,18 @@ def index():
     scope = current_scope()
     flt = parse_filter(scope)
     groups = queries.error_groups(scope, flt, limit=_limit())
-    sparklines = queries.group_series(scope, flt, [g.fingerprint for g in groups])
+    sparklines = queries.group_series(scope, flt, [g.key for g in groups])
     return render_template(
         "errors/index.html",
         groups=groups,
         flt=flt,
         ranges=list(RANGES),
         types=queries.message_types(scope, flt),
-        details=scope.details,
+        details=scope.can_see_details,
         list_args=flt.message_args(),
         action_fields=_pairs(flt.message_args()),
         can_acknowledge=scope.can_acknowledge(),
-        can_reingest=scope.details and scope.can_reingest(),
+        can_reingest=scope.can_see_details and scope.can_reingest(),
         sparklines=sparklines,
     )
 
@@ -70,6 +71,6 @@ def api_error_groups():
         {
             "filter": flt.as_json(),
             "source": "rollups" if queries.answers_from_rollups(scope) else "messages",
-            "items": [g.as_json(scope.details) for g in groups],
+            "items": [g.as_json(scope) for g in groups],
         }
     )

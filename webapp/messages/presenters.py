@@ -16,6 +16,8 @@ from xml.parsers.expat import ExpatError
 from defusedxml import DefusedXmlException
 from defusedxml import minidom as safe_minidom
 
+from ..auth.scope import visible_fields
+
 #: Payloads larger than this are shown as received (pretty-printing them would not help).
 MAX_PRETTY_BYTES = 2 * 1024 * 1024
 #: Python-literal payloads are evaluated (ast.literal_eval, no code) only up to this size.
@@ -31,7 +33,8 @@ EXTENSIONS = {"json": "json", "xml": "xml", "text": "txt"}
 
 
 def summary(row: Any, details: bool) -> dict[str, Any]:
-    """One list row (a summary Row or a Message) as a dict; sensitive fields only with `details`."""
+    """One list row (a summary Row or a Message) as a dict, through the scope's field rule
+    (webapp.auth.scope.visible_fields): sensitive fields only with `details`."""
     out: dict[str, Any] = {
         "id": row.id,
         "received_at": row.received_at,
@@ -51,9 +54,8 @@ def summary(row: Any, details: bool) -> dict[str, Any]:
         "details": details,
     }
     if details:
-        identifiers = row.object_identifiers or {}
         out.update(
-            identifiers=identifiers,
+            identifiers=row.object_identifiers or {},
             instrument=row.instrument,
             investigation=row.investigation,
             dataset=row.dataset,
@@ -62,7 +64,7 @@ def summary(row: Any, details: bool) -> dict[str, Any]:
             error_fingerprint=row.error_fingerprint,
             error_summary=error_summary(row.error_message),
         )
-    return out
+    return visible_fields(out, details)
 
 
 def row_identifiers(identifiers: dict[str, Any]) -> list[tuple[str, str]]:

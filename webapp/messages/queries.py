@@ -377,8 +377,13 @@ class Trace:
 
 def trace_message(scope: Any, message: Message) -> Trace:
     """Stages linked to `message`: same hash, stage 1→2 by instrument+investigation+dataset, later
-    stages by dataset_id (DESIGN §6). At most four queries, each scoped."""
+    stages by dataset_id (DESIGN §6). At most four queries, each scoped.
+
+    Links go only through fields the scope may see: a metadata-only user's trace follows the
+    hash and never identifiers (a link would tell which messages share them)."""
     found: dict[int, Any] = {}
+    by_triple = all(map(scope.can_see, ("instrument", "investigation", "dataset")))
+    by_dataset_id = scope.can_see("dataset_id")
 
     def fetch(condition) -> None:
         stmt = scoped(scope, None, *SUMMARY_COLUMNS).where(condition)
@@ -387,7 +392,7 @@ def trace_message(scope: Any, message: Message) -> Trace:
             found.setdefault(row.id, row)
 
     fetch(Message.id == message.id)
-    if message.hash:
+    if message.hash and scope.can_see("hash"):
         fetch(Message.hash == message.hash)
     seen_ids: set[str] = set()
     seen_triples: set[tuple[str, str, str]] = set()
@@ -396,9 +401,14 @@ def trace_message(scope: Any, message: Message) -> Trace:
         triples = {
             (r.instrument, r.investigation, r.dataset)
             for r in found.values()
-            if r.message_type in _STAGE_TYPES[:2] and r.instrument and r.investigation and r.dataset
+            if by_triple
+            and r.message_type in _STAGE_TYPES[:2]
+            and r.instrument
+            and r.investigation
+            and r.dataset
         } - seen_triples
-        dataset_ids = {r.dataset_id for r in found.values() if r.dataset_id} - seen_ids
+        dataset_ids = {r.dataset_id for r in found.values() if by_dataset_id and r.dataset_id}
+        dataset_ids -= seen_ids
         if not triples and not dataset_ids:
             break
         conditions = []

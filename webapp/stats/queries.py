@@ -459,7 +459,10 @@ def error_source(scope: Scope, flt: StatsFilter, hourly_only: bool = False):
 
 @dataclass
 class GroupRow:
-    fingerprint: str
+    #: What the group is: its error fingerprint, or for a scope without details its message
+    #: type (counts by type and time only: a fingerprint is read from the error text).
+    key: str
+    fingerprint: str | None
     count: int
     total: int
     acknowledged: int
@@ -470,38 +473,54 @@ class GroupRow:
     callback: str | None
     exception_class: str | None
     normalized_text: str | None
-    sample_message_id: int
+    sample_message_id: int | None
     sample_error: str | None
 
     @property
     def unacknowledged(self) -> int:
         return self.total - self.acknowledged
 
-    def as_json(self, details: bool) -> dict[str, Any]:
-        out = {
-            "fingerprint": self.fingerprint,
-            "count": self.count,
-            "total": self.total,
-            "acknowledged": self.acknowledged,
-            "unacknowledged": self.unacknowledged,
-            "first_seen_at": self.first_seen_at.isoformat(),
-            "last_seen_at": self.last_seen_at.isoformat(),
-            "message_types": self.message_types,
-            "callback": self.callback,
-            "exception_class": self.exception_class,
-            "sample_message_id": self.sample_message_id,
-        }
-        if details:
-            out["instruments"] = self.instruments
-            out["normalized_text"] = self.normalized_text
-            out["sample_error"] = self.sample_error
-        return out
+    def list_args(self, base: dict[str, Any]) -> dict[str, Any]:
+        """Message-list arguments of this group's errors (`base`: the page's filter)."""
+        if self.fingerprint is not None:
+            return {"fingerprint": self.fingerprint, **base}
+        rest = {k: v for k, v in base.items() if k not in ("type", "status")}
+        return {"type": self.key, "status": "errored", **rest}
+
+    def as_json(self, scope: Scope) -> dict[str, Any]:
+        """The group as `scope` may see it (Scope.visible: counts by type and time only
+        without details)."""
+        return scope.visible(
+            {
+                "fingerprint": self.fingerprint,
+                "count": self.count,
+                "total": self.total,
+                "acknowledged": self.acknowledged,
+                "unacknowledged": self.unacknowledged,
+                "first_seen_at": self.first_seen_at.isoformat(),
+                "last_seen_at": self.last_seen_at.isoformat(),
+                "message_types": self.message_types,
+                "callback": self.callback,
+                "exception_class": self.exception_class,
+                "sample_message_id": self.sample_message_id,
+                "instruments": self.instruments,
+                "normalized_text": self.normalized_text,
+                "sample_error": self.sample_error,
+            }
+        )
+
+
+def _group_key(scope: Scope, src):
+    """What error groups are keyed by: the fingerprint, or the message type for a scope
+    without details (a fingerprint is read from the error text)."""
+    return src.c.fingerprint if scope.can_see("fingerprint") else src.c.message_type
 
 
 def error_groups(scope: Scope, flt: StatsFilter, limit: int = 100) -> list[GroupRow]:
     """Error groups in scope and filter, most frequent first (acknowledged ones only when
-    `flt.include_acknowledged`)."""
+    `flt.include_acknowledged`); per message type for a scope without details."""
     src = error_source(scope, flt)
+    key = _group_key(scope, src)
     open_ = src.c.count > src.c.acknowledged
     if flt.include_acknowledged:
         counted, keep = src.c.count, true()
@@ -519,7 +538,7 @@ def error_groups(scope: Scope, flt: StatsFilter, limit: int = 100) -> list[Group
     )[1]
     grouped = (
         select(
-            src.c.fingerprint,
+            key.label("key"),
             count.label("count"),
             func.sum(src.c.count).label("total"),
             func.sum(src.c.acknowledged).label("acknowledged"),
@@ -530,38 +549,51 @@ def error_groups(scope: Scope, flt: StatsFilter, limit: int = 100) -> list[Group
             sample.label("sample_id"),
             sample_error.label("sample_error"),
         )
-        .group_by(src.c.fingerprint)
+        .group_by(key)
         .having(count > 0)
-        .order_by(count.desc(), src.c.fingerprint)
+        .order_by(count.desc(), key)
         .limit(max(1, min(limit, MAX_GROUPS)))
         .subquery("g")
     )
+    by_cause = scope.can_see("fingerprint")
     g = ErrorGroup
-    rows = db.session.execute(
-        select(grouped, g.callback, g.exception_class, g.normalized_text)
-        .outerjoin(g, g.fingerprint == grouped.c.fingerprint)
-        .order_by(grouped.c.count.desc(), grouped.c.fingerprint)
-    ).all()
+    if by_cause:
+        stmt = select(grouped, g.callback, g.exception_class, g.normalized_text).outerjoin(
+            g, g.fingerprint == grouped.c.key
+        )
+    else:
+        nothing = literal(None)
+        stmt = select(
+            grouped,
+            nothing.label("callback"),
+            nothing.label("exception_class"),
+            nothing.label("normalized_text"),
+        )
+    rows = db.session.execute(stmt.order_by(grouped.c.count.desc(), grouped.c.key)).all()
+    # Without details a row carries nothing read from identifiers or error texts at all (not
+    # only hidden by as_json or the template).
+    details = scope.can_see_details
     out = []
     for r in rows:
         out.append(
             GroupRow(
-                fingerprint=r.fingerprint,
+                key=r.key,
+                fingerprint=r.key if by_cause else None,
                 count=int(r.count),
                 total=int(r.total),
                 acknowledged=int(r.acknowledged),
                 first_seen_at=r.first_seen_at,
                 last_seen_at=r.last_seen_at,
                 message_types=sorted(r.types or []),
-                instruments=sorted(i for i in (r.instruments or []) if i),
+                instruments=sorted(i for i in (r.instruments or []) if i) if details else [],
                 callback=r.callback,
                 exception_class=r.exception_class,
                 normalized_text=r.normalized_text,
-                sample_message_id=int(r.sample_id),
-                sample_error=r.sample_error,
+                sample_message_id=int(r.sample_id) if details else None,
+                sample_error=r.sample_error if details else None,
             )
         )
-    if not answers_from_rollups(scope):
+    if by_cause and not answers_from_rollups(scope):
         _fill_fallback_samples(out)
     return out
 
@@ -586,23 +618,22 @@ def _fill_fallback_samples(groups: list[GroupRow]) -> None:
             group.sample_error = sample_text(row.message_type, row.error_message, group.fingerprint)
 
 
-def group_series(scope: Scope, flt: StatsFilter, fingerprints: list[str]) -> dict[str, Any]:
-    """Per error group, its counts over the range (sparklines of the errors page)."""
-    if not fingerprints:
+def group_series(scope: Scope, flt: StatsFilter, keys: list[str]) -> dict[str, Any]:
+    """Per error group (GroupRow.key), its counts over the range (sparklines of /errors)."""
+    if not keys:
         return {"granularity": None, "buckets": [], "groups": {}}
     first = _first_bucket(scope, flt, error_source, ErrorGroupStat)
     unit = granularity(flt, first)
     src = error_source(scope, flt, hourly_only=unit == "hour")
+    key = _group_key(scope, src)
     t = _utc_trunc(unit, src.c.bucket)
     counted = src.c.count if flt.include_acknowledged else src.c.count - src.c.acknowledged
     rows = db.session.execute(
-        select(t, src.c.fingerprint, func.sum(counted))
-        .where(src.c.fingerprint.in_(fingerprints))
-        .group_by(t, src.c.fingerprint)
+        select(t, key, func.sum(counted)).where(key.in_(keys)).group_by(t, key)
     ).all()
     axis = _axis(flt, first, unit)
     index = {m: i for i, m in enumerate(axis)}
-    groups = {fp: [0] * len(axis) for fp in fingerprints}
+    groups = {k: [0] * len(axis) for k in keys}
     for when, fp, n in rows:
         i = index.get(when.astimezone(UTC))
         if i is not None:
@@ -634,5 +665,5 @@ def stats_report(scope: Scope, flt: StatsFilter, top: int = 10) -> dict[str, Any
         "summary": summary(scope, flt).as_json(),
         "series": series_,
         "heatmap": heatmap(scope, flt, (series_["granularity"], series_rows)),
-        "top_error_groups": [g.as_json(scope.details) for g in groups],
+        "top_error_groups": [g.as_json(scope) for g in groups],
     }

@@ -13,10 +13,12 @@ from .filters import RANGES, StatsFilter
 
 
 def parse_filter(scope: Scope) -> StatsFilter:
-    """The request's filter; metadata-only users may not filter by instrument (an identifier)."""
+    """The request's filter; metadata-only users may not filter by instrument (an identifier)
+    or error fingerprint (read from the error text): Scope.can_see."""
     flt = StatsFilter.from_args(request.args)
-    if flt.instrument and not scope.details:
-        raise Forbidden("Filtering by instrument needs a login with access to message details.")
+    for name in ("instrument", "fingerprint"):
+        if getattr(flt, name) and not scope.can_see(name):
+            raise Forbidden(f"Filtering by {name} needs a login with access to message details.")
     return flt
 
 
@@ -31,7 +33,7 @@ def index():
         flt=flt,
         ranges=list(RANGES),
         types=queries.message_types(scope, flt),
-        details=scope.details,
+        details=scope.can_see_details,
         top_args=replace(flt, include_acknowledged=True).message_args(),
     )
 
