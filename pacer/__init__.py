@@ -5,7 +5,14 @@ variable names. See pacer/README.md for a complete example.
 """
 
 from .config import BrokerSettings, ConfigError, ReportSettings
-from .consumer import Delivery, Outcome, PACERConsumer, callback_order
+from .consumer import (
+    RETRIES_HEADER,
+    Delivery,
+    Outcome,
+    PACERConsumer,
+    TransientError,
+    callback_order,
+)
 from .decoding import DecodedPayload, PayloadDecodeError, decode_payload, xml_to_dict
 from .models import PayloadModel, XmlList
 from .producer import (
@@ -20,6 +27,7 @@ from .worker import PACERWorker, report_queue, run_consumers
 
 __all__ = [
     "HASH_HEADER",
+    "RETRIES_HEADER",
     "TASK_NAME",
     "BrokerSettings",
     "ConfigError",
@@ -36,6 +44,7 @@ __all__ = [
     "PublishNacked",
     "Publisher",
     "ReportSettings",
+    "TransientError",
     "XmlList",
     "build_report",
     "callback_order",
