@@ -283,6 +283,24 @@ def start_worker(test_db_name, tmp_path):
         proc.stop()
 
 
+@pytest.fixture
+def start_beat(test_db_name, tmp_path):
+    """Factory: a real beat (`python -m webapp.processes beat`) on the test database."""
+    started: list[Process] = []
+
+    def start(**env_extra: str) -> Process:
+        env = process_environ(
+            test_db_name, LOG_LEVEL="INFO", RUN_DIR=str(tmp_path / "beat-run"), **env_extra
+        )
+        proc = Process(process_command("beat"), env, tmp_path / "beat.log").start()
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.stop()
+
+
 def wait_for(predicate, timeout: float, what: str, interval: float = 0.1):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -13,36 +13,13 @@ import pytest
 from kombu import Connection, Exchange, Producer
 
 from tests.conftest import (
-    Process,
     admin_dsn,
-    process_command,
-    process_environ,
     report_body,
     wait_for,
 )
 from webapp.health import status
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def start_beat(test_db_name, tmp_path):
-    """Factory: a real beat (`python -m webapp.processes beat`) on the test database.
-
-    Local to this module for now; it belongs next to `start_worker` in tests/conftest.py."""
-    started: list[Process] = []
-
-    def start(**env_extra: str) -> Process:
-        env = process_environ(
-            test_db_name, LOG_LEVEL="INFO", RUN_DIR=str(tmp_path / "beat-run"), **env_extra
-        )
-        proc = Process(process_command("beat"), env, tmp_path / "beat.log").start()
-        started.append(proc)
-        return proc
-
-    yield start
-    for proc in started:
-        proc.stop()
 
 
 @contextlib.contextmanager
