@@ -160,7 +160,8 @@ def openapi_document() -> dict[str, Any]:
             "version": "1",
             "description": "Messages processed by PACER, filtered and scoped like the pages. "
             "Authentication is the dashboard session (cookie); without details access, "
-            "identifiers, errors and payloads are left out.",
+            "identifiers, errors and payloads are left out, error groups are counts per message "
+            "type and time, and a trace links messages by hash only.",
         },
         "servers": [{"url": "/"}],
         "paths": {
