@@ -131,3 +131,33 @@ def test_system_page_in_the_browser(live_server, page, heartbeats, tmp_path):
     assert color not in ("", "rgb(0, 0, 0)")
     assert page.console_errors == []
     page.screenshot(path=str(tmp_path / "system.png"), full_page=True)
+
+
+@pytest.mark.parametrize("persona", ["anonymous", "groupless", "admin", "token"])
+def test_healthz_details_only_for_administrators_and_monitoring(
+    app, client, auth_enabled, make_group, make_user, heartbeats, persona
+):
+    """Worker names, hosts, pids and the schedule are for the System page's audience; anyone
+    else (load balancers included) gets the verdict and which parts are up."""
+    import dataclasses
+
+    headers = {}
+    if persona == "token":
+        app.extensions["settings"] = dataclasses.replace(
+            app.extensions["settings"], METRICS_TOKEN="monitoring-token-123"
+        )
+        headers["Authorization"] = "Bearer monitoring-token-123"
+    elif persona != "anonymous":
+        groups = [make_group(ADMIN_GROUP)] if persona == "admin" else []
+        login(client, make_user(persona, groups=groups))
+    response = client.get("/healthz", headers=headers)
+    body = response.get_json()
+    assert body["status"] == "degraded"
+    text_ = response.get_data(as_text=True)
+    if persona in ("admin", "token"):
+        assert "worker worker@ingest-1 holds 312 reports unacked for 40 s" in body["problems"]
+    else:
+        assert set(body) == {"status", "problem_count", "database", "broker", "time", "detail"}
+        assert body["problem_count"] >= 2
+        for secret in ("ingest-1", "31337", "beat-host", "tasks-heartbeat"):
+            assert secret not in text_

@@ -28,7 +28,35 @@ def healthz():
     503 when the database or the broker is unreachable (`down`); otherwise 200, `ok` or
     `degraded` with `problems` (webapp/health/status.py says why)."""
     body, code = status.system_status()
+    if not _may_see_details():
+        body = summary(body)
     return jsonify(body), code
+
+
+def _may_see_details() -> bool:
+    """Administrators, and monitoring that passes the /metrics guard when one is configured
+    (METRICS_TOKEN / METRICS_ALLOW_NETWORKS), see every detail; anyone else the summary."""
+    from ..auth.scope import current_scope
+    from .metrics_access import refusal
+
+    if current_scope().is_admin:
+        return True
+    settings = current_app.extensions["settings"]
+    guarded = bool(settings.METRICS_TOKEN or settings.METRICS_ALLOW_NETWORKS)
+    return guarded and refusal(settings) is None
+
+
+def summary(body: dict) -> dict:
+    """What /healthz tells anyone: the verdict and which parts are up, not the worker names,
+    hosts, pids, schedule or error texts of the full answer (the System page has them)."""
+    return {
+        "status": body["status"],
+        "problem_count": len(body.get("problems", [])),
+        "database": {"ok": body["database"]["ok"]},
+        "broker": {"ok": body["broker"]["ok"]},
+        "time": body.get("time"),
+        "detail": "sign in as an administrator (the System page) or use the metrics token",
+    }
 
 
 def _escape_label(value: str) -> str:
