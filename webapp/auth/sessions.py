@@ -51,7 +51,8 @@ def _oldest_valid() -> datetime:
 def start(user: User) -> str:
     """A new session of `user`; returns the token to put in the cookie. Flushes, no commit.
 
-    Rows older than the session lifetime (their cookies no longer verify) are purged here.
+    A login lasts at most the session lifetime (PERMANENT_SESSION_LIFETIME, 31 days) from here,
+    however active: older rows are no longer valid and are purged at each login.
     """
     token = secrets.token_urlsafe(32)
     db.session.execute(delete(UserSession).where(UserSession.created_at < _oldest_valid()))
@@ -64,11 +65,6 @@ def end(token: str | None) -> None:
     """End the session of this token (logout), in the current transaction (no commit)."""
     if token:
         db.session.execute(delete(UserSession).where(UserSession.id == _digest(str(token))))
-
-
-def end_all(user_id: int) -> None:
-    """End every session of this user, in the current transaction (no commit)."""
-    db.session.execute(delete(UserSession).where(UserSession.user_id == user_id))
 
 
 def load_user(user_id: str | int, token: str | None) -> User | None:
