@@ -38,6 +38,9 @@ down:  ## stop everything `make up` started
 test: install  ## start services, run every test (unit, integration, browser)
 	scripts/test.sh
 
+test-fast: install  ## the unit tests only: no PostgreSQL, RabbitMQ or browser, in seconds
+	$(VENV)/bin/pytest -m unit -q
+
 lint: install  ## ruff format --check + ruff check + dependency vulnerability scan
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .

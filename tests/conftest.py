@@ -37,6 +37,22 @@ def _require_services() -> None:
         )
 
 
+#: Fixtures that need PostgreSQL, RabbitMQ or a browser (directly or through others).
+SERVICE_FIXTURES = {"test_db_name", "app", "browser", "rmq"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark every test that needs no service `unit` (`make test-fast` runs only those), and keep
+    the explicit `unit` marker honest: a test marked so that needs a service fails here."""
+    for item in items:
+        needs_services = bool(SERVICE_FIXTURES & set(getattr(item, "fixturenames", ())))
+        if item.get_closest_marker("unit") is not None and needs_services:
+            raise pytest.UsageError(f"{item.nodeid} is marked unit but uses a service fixture")
+        needs_services = needs_services or item.get_closest_marker("services") is not None
+        if not needs_services and item.get_closest_marker("slow") is None:
+            item.add_marker(pytest.mark.unit)
+
+
 def admin_dsn(dbname: str = "postgres") -> str:
     return (
         f"host={os.environ['POSTGRES_HOST']} port={os.environ['POSTGRES_PORT']} "

@@ -134,6 +134,7 @@ def test_amqps_uses_tls():
     assert s.broker_use_ssl
 
 
+@pytest.mark.services
 def test_real_broker_accepts_the_special_password():
     """The test broker's password is `pa/ss@w:rd%local` (scripts/services.sh)."""
     s = Settings.from_env(environ={**os.environ, "DISABLED_AUTH": "true", "ENVIRONMENT": "testing"})

@@ -9,6 +9,7 @@ import uuid
 from pathlib import Path
 
 import psycopg2
+import pytest
 
 from tests.conftest import admin_dsn, process_environ
 
@@ -41,6 +42,7 @@ def test_autogenerate_finds_no_changes_with_partitions_present(app, test_db_name
     assert "drop" not in (migrate.stdout + migrate.stderr).lower()
 
 
+@pytest.mark.services
 def test_downgrade_to_base_and_upgrade_again():
     name = f"pd_mig_{uuid.uuid4().hex[:8]}"
     admin = psycopg2.connect(admin_dsn())
