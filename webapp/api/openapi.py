@@ -97,7 +97,11 @@ SUMMARY_SCHEMA = {
         "received_at": {"type": "string", "format": "date-time"},
         "processing_start": _NULLABLE_TIME,
         "processing_end": _NULLABLE_TIME,
-        "processing_ms": {"type": ["integer", "null"]},
+        "processing_ms": {
+            "type": ["integer", "null"],
+            "description": "null = processing time unknown (the report had no distinct start "
+            "and end stamps: start == end, or only processed_at); never 0 for unknown",
+        },
         "message_type": {"type": "string"},
         "status": {"type": "string", "enum": ["ok", "errored"]},
         "errored": {"type": "boolean"},

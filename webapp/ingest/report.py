@@ -189,8 +189,17 @@ def parse_report(
         start = end = _timestamp(kwargs.processed_at, "processed_at", timezone)
     elif start is None:
         start = end
+    # Unknown (NULL), not 0 ms, unless both stamps were sent and differ: `processed_at` alone,
+    # one stamp, or start == end (PACER versions without a receive stamp) say nothing about the
+    # duration, and a 0 would drag every average and histogram down (DESIGN §3, README notes).
     processing_ms = None
-    if start is not None and end is not None and end >= start:
+    if (
+        kwargs.processing_start
+        and kwargs.processing_end
+        and start is not None
+        and end is not None
+        and end > start
+    ):
         processing_ms = min(int((end - start).total_seconds() * 1000), 2**31 - 1)
 
     payload_text, payload_format, decoded, repr_decoded = decode_payload(kwargs.payload)

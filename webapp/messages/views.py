@@ -17,17 +17,30 @@ from flask import (
 )
 
 from ..auth.scope import current_scope
+from ..errors import parse_keeping_input
 from . import bp, presenters, queries
-from .filters import ACKNOWLEDGED, PAYLOAD_FORMATS, STATUSES, MessageFilter
+from .filters import (
+    ACKNOWLEDGED,
+    PAYLOAD_FORMATS,
+    STATUSES,
+    MessageFilter,
+    datetime_local_value,
+)
 
 
 @bp.get("/")
 def index():
     """The message list: filters in the URL, keyset pages, live updates on the newest page."""
     scope = current_scope()
-    filters = MessageFilter.from_args(request.args)
-    cursor = queries.Cursor.from_args(request.args)
-    limit = queries.parse_limit(request.args)
+    # A refused argument is shown next to its field on this page (status 400), the rest applied.
+    (filters, cursor, limit), refused = parse_keeping_input(
+        lambda args: (
+            MessageFilter.from_args(args),
+            queries.Cursor.from_args(args),
+            queries.parse_limit(args),
+        ),
+        request.args,
+    )
     queries.check_filters_allowed(scope, filters)
     page = queries.list_messages(scope, filters, cursor, limit)
     rows = [presenters.summary(r, scope.details) for r in page.rows]
@@ -40,6 +53,10 @@ def index():
         return render_template("messages/_rows.html", rows=rows, page=page, nav_args=nav_args)
     return render_template(
         "messages/list.html",
+        refused=refused,
+        raw_args=request.args,
+        since_input=datetime_local_value(filters.since_text, end_of_day=False),
+        until_input=datetime_local_value(filters.until_text, end_of_day=True),
         rows=rows,
         page=page,
         filters=filters,
@@ -54,7 +71,7 @@ def index():
             "url": url_for("live.messages_socket", **filters.url_args()),
             "enabled": page.is_first,
         },
-    )
+    ), (400 if refused else 200)
 
 
 @bp.get("/messages/<int:message_id>")
@@ -151,9 +168,9 @@ def format_utc(value: datetime | None, seconds: bool = True) -> str:
 
 @bp.app_template_filter("duration_ms")
 def format_duration(ms: int | None) -> str:
-    """A processing time in ms as short human text."""
+    """A processing time in ms as short human text; None (no usable stamps) is "unknown"."""
     if ms is None:
-        return ""
+        return "unknown"
     if ms < 1000:
         return f"{ms} ms"
     if ms < 60_000:
