@@ -109,7 +109,10 @@ def test_cli_reports_errors_with_a_failing_exit_code(cli, db, icat, pss):
 def test_cli_refuses_to_run_unconfigured(app, db):
     result = app.test_cli_runner().invoke(args=["investigations", "check"])
     assert result.exit_code == 1
-    assert "not configured: set ICAT_SERVER_URL, ICAT_USERNAME, PANOSC_API_URL" in result.output
+    assert (
+        "not configured: set ICAT_SERVER_URL, ICAT_USERNAME, ICAT_PASSWORD, PANOSC_API_URL"
+        in result.output
+    )
 
 
 def test_beat_schedules_the_task_from_settings(app, settings):

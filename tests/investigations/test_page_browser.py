@@ -54,3 +54,21 @@ def test_expired_checks_stand_out_and_filter_by_status(live_server, page, db):
     # nothing tripped the Content-Security-Policy.
     assert missing == []
     assert [e for e in page.console_errors if "Failed to load resource" not in e] == []
+
+
+def test_unconfigured_page_explains_itself_and_runs_a_dry_run(live_server, page, db):
+    url = live_server()
+    page.goto(url + "/investigations")
+    setup = page.locator(".check-setup")
+    for name in ("ICAT_SERVER_URL", "ICAT_USERNAME", "ICAT_PASSWORD", "PANOSC_API_URL"):
+        assert setup.locator("code", has_text=name).count() == 1
+    assert "Next scheduled run:" in setup.inner_text()
+    button = page.get_by_role("button", name="Run a dry run now")
+    button.click()
+    result = page.locator("#dry-run-result[data-outcome]")
+    result.wait_for()
+    assert "not configured: set ICAT_SERVER_URL" in result.inner_text()
+    # Swapped in place (htmx): still on the page, the button usable again.
+    assert page.url == url + "/investigations"
+    assert button.is_enabled()
+    assert page.console_errors == []

@@ -216,13 +216,32 @@ def run_lock(session: Session) -> Iterator[bool]:
 # ---- the check --------------------------------------------------------------------------------
 
 
+#: Variables a run needs (ICAT_PASSWORD unless ICAT_AUTH_PLUGIN is `anon`).
+REQUIRED_SETTINGS = ("ICAT_SERVER_URL", "ICAT_USERNAME", "ICAT_PASSWORD", "PANOSC_API_URL")
+
+
+def missing_configuration(settings: Any) -> list[str]:
+    """Names of the unset variables a run against ICAT and the PSS needs."""
+    return [
+        name
+        for name in REQUIRED_SETTINGS
+        if not getattr(settings, name)
+        and not (name == "ICAT_PASSWORD" and settings.ICAT_AUTH_PLUGIN == "anon")
+    ]
+
+
+def next_scheduled_run(settings: Any, now: datetime | None = None) -> datetime:
+    """When beat next starts the check (INVESTIGATION_CHECKS_CRON, in UTC like beat)."""
+    from celeryconfig import _cron
+
+    now = now or datetime.now(UTC)
+    start, delta, _ = _cron(settings.INVESTIGATION_CHECKS_CRON).remaining_delta(now)
+    return start + delta
+
+
 def check_configuration(settings: Any) -> None:
     """Raise CheckError naming what is missing for a run against ICAT and the PSS."""
-    missing = [
-        name
-        for name in ("ICAT_SERVER_URL", "ICAT_USERNAME", "PANOSC_API_URL")
-        if not getattr(settings, name)
-    ]
+    missing = missing_configuration(settings)
     if missing:
         raise CheckError(f"investigation checks are not configured: set {', '.join(missing)}")
 
