@@ -141,6 +141,9 @@ class Settings:
     PANOSC_API_USERNAME: str = ""
     PANOSC_API_PASSWORD: str = ""
     PANOSC_API_TIMEOUT: int = 10
+    #: Path of one search item under PANOSC_API_URL (PACER's `apiUrl`); placeholders {name} and
+    #: {visit_id} only. Older PACER versions create items at /items/{name}.
+    PANOSC_ITEM_PATH: str = "/items/{name}/{visit_id}"
     INVESTIGATION_CHECKS_CRON: str = "30 4 * * *"
     INVESTIGATION_CHECK_WINDOW_DAYS: int = 30
     INDUSTRIAL_INVESTIGATION_TYPES: tuple[str, ...] = ("INDUSTRIAL",)
@@ -331,6 +334,7 @@ class Settings:
             raise ConfigError(
                 f"PACER_TIMEZONE: unknown IANA time zone {self.PACER_TIMEZONE!r}"
             ) from None
+        _item_path(self.PANOSC_ITEM_PATH)
         for name in self.REINGEST_EXCHANGES:
             reason = never_reingest_reason(name, self)
             if reason:
@@ -386,6 +390,37 @@ def _public_url(raw: str) -> None:
         parts.port  # noqa: B018 - raises on a bad port
     except ValueError:
         raise ConfigError(f"PUBLIC_URL: bad port in {raw!r}") from None
+
+
+#: The placeholders PANOSC_ITEM_PATH may use.
+ITEM_PATH_FIELDS = frozenset({"name", "visit_id"})
+
+
+def _item_path(raw: str) -> None:
+    """PANOSC_ITEM_PATH: a path starting with `/`, with {name} and optionally {visit_id}."""
+    import string
+
+    problem = None
+    try:
+        fields = [
+            (name, spec, conversion)
+            for _, name, spec, conversion in string.Formatter().parse(raw)
+            if name is not None
+        ]
+    except ValueError as exc:
+        fields, problem = [], f"not a valid template ({exc})"
+    if problem is None:
+        if not raw.startswith("/") or "?" in raw or "#" in raw:
+            problem = "expected a path starting with / (no query, no fragment)"
+        elif any(n not in ITEM_PATH_FIELDS or spec or conv for n, spec, conv in fields):
+            problem = "only the placeholders {name} and {visit_id} are allowed"
+        elif "name" not in {n for n, _, _ in fields}:
+            problem = "the placeholder {name} is required"
+    if problem:
+        raise ConfigError(
+            f"PANOSC_ITEM_PATH: {problem}, e.g. /items/{{name}}/{{visit_id}} or /items/{{name}}; "
+            f"got {raw!r}"
+        )
 
 
 def _bind(name: str, raw: str) -> None:

@@ -1,6 +1,8 @@
 """PaNOSC search API (PSS) client: does the search item of an investigation exist? (DESIGN §9)
 
-`GET {PANOSC_API_URL}/items/{name}/{visitId}`: 200 = present, 404 = absent. Any other answer, a
+`GET {PANOSC_API_URL}{PANOSC_ITEM_PATH}` (default `/items/{name}/{visit_id}`; older PACER versions
+create items at `/items/{name}`): 200 = present, 404 = absent. PANOSC_API_URL is PACER's `apiUrl`
+(the items service), not its search URL. Any other answer, a
 timeout or a network error is *unknown*: the check retries later and never asks PACER to create an
 item on it (a creation on a 401 or a 502 would duplicate items).
 """
@@ -16,6 +18,10 @@ from urllib.parse import quote
 import requests
 
 logger = logging.getLogger(__name__)
+
+
+#: PANOSC_ITEM_PATH's default (validated at start-up by webapp.config).
+DEFAULT_ITEM_PATH = "/items/{name}/{visit_id}"
 
 
 class PssState(enum.Enum):
@@ -53,8 +59,10 @@ class PssClient:
         password: str = "",
         timeout: float = 10,
         session: requests.Session | None = None,
+        item_path: str = DEFAULT_ITEM_PATH,
     ):
         self.base_url = base_url.rstrip("/")
+        self.item_path = item_path
         self.timeout = timeout
         self.session = session or requests.Session()
         # Basic auth only when both are configured; otherwise no Authorization header at all.
@@ -63,7 +71,8 @@ class PssClient:
 
     def item_url(self, name: str, visit_id: str) -> str:
         """URL of the item; each path segment fully quoted (a `/` or `?` in a name stays data)."""
-        return f"{self.base_url}/items/{quote(name, safe='')}/{quote(visit_id, safe='')}"
+        path = self.item_path.format(name=quote(name, safe=""), visit_id=quote(visit_id, safe=""))
+        return self.base_url + path
 
     def item_state(self, name: str, visit_id: str) -> PssAnswer:
         """Whether the search item of this investigation exists (never raises for HTTP/network)."""
@@ -105,4 +114,5 @@ def pss_client_for(settings: Any) -> PssClient:
         username=settings.PANOSC_API_USERNAME,
         password=settings.PANOSC_API_PASSWORD,
         timeout=settings.PANOSC_API_TIMEOUT,
+        item_path=settings.PANOSC_ITEM_PATH,
     )
