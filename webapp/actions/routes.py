@@ -13,7 +13,7 @@ from werkzeug.routing import BuildError
 from ..auth.scope import current_scope
 from ..errors import DomainError
 from ..extensions import db
-from . import bp, queries, ratelimit, services, targets
+from . import bp, editor, queries, ratelimit, services, targets
 from .services import PermissionDenied, ReingestRequest
 
 logger = logging.getLogger(__name__)
@@ -86,20 +86,45 @@ def _set_acknowledged(message_id: int, acknowledged: bool):
 @bp.route("/messages/<int:message_id>/reingest", methods=["GET", "POST"])
 @keep_audit_on_error
 def reingest_message(message_id: int):
+    """The re-ingest editor (GET), its review step (POST step=review: validation and the diff,
+    nothing published), back to editing (step=edit) and the publish (any other POST; the
+    confirmation form carries a one-time `form_token`, so a double submission publishes once)."""
     scope = current_scope()
     message = queries.get_message(scope, message_id)
-    if request.method == "GET":
+    step = request.form.get("step") if request.method == "POST" else None
+    if request.method == "GET" or step in ("review", "edit"):
         _require_login_or_permission(
             scope.details and scope.can_reingest(row=message), "re-ingest this message"
         )
         refusal = targets.refusal(message.exchange_name, _settings())
         if refusal:  # no preview of a re-ingest that would be refused
             return _render_reingest(message, "", "", error=refusal, blocked=True), 403
-        return _render_reingest(message, message.payload or "", message.routing_key or "")
-    form = ReingestRequest(
-        payload=request.form.get("payload", message.payload or "").replace("\r\n", "\n"),
-        routing_key=request.form.get("routing_key", message.routing_key or ""),
+    if request.method == "GET":
+        return _render_reingest(
+            message,
+            editor.pretty(message.payload, message.payload_format),
+            message.routing_key or "",
+        )
+    submitted = request.form.get("payload")
+    payload = (
+        (message.payload or "")
+        if submitted is None
+        else editor.submitted_payload(message, submitted)
     )
+    routing_key = request.form.get("routing_key", message.routing_key or "")
+    if step == "edit":
+        return _render_reingest(message, _for_editing(message, payload), routing_key)
+    if step == "review":
+        return _review(message, payload, routing_key)
+    token = request.form.get("form_token") or None
+    if token and not editor.claim_form_token(message.id, token):
+        page = render_template(
+            "actions/reingest_duplicate.html",
+            message=message,
+            message_url=message_url(message.id),
+        )
+        return page, 409
+    form = ReingestRequest(payload=payload, routing_key=routing_key, form_token=token)
     try:
         row = services.reingest(scope, message, form, _settings())
     except PermissionDenied:
@@ -109,15 +134,78 @@ def reingest_message(message_id: int):
         return _render_reingest(message, "", "", error=exc.message, blocked=True), exc.status
     except ratelimit.RateLimited as exc:
         db.session.commit()
-        page = _render_reingest(message, form.payload, form.routing_key, error=exc.message)
+        page = _render_reingest(
+            message, _for_editing(message, form.payload), form.routing_key, error=exc.message
+        )
         return page, exc.status, {"Retry-After": str(exc.retry_after)}
     except DomainError as exc:
         db.session.commit()
-        page = _render_reingest(message, form.payload, form.routing_key, error=exc.message)
+        page = _render_reingest(
+            message, _for_editing(message, form.payload), form.routing_key, error=exc.message
+        )
         return page, exc.status
     db.session.commit()
     status = 200 if row.outcome == "ok" else 502
-    return _render_reingest(message, form.payload, form.routing_key, result=row), status
+    return _render_reingest(
+        message, _for_editing(message, form.payload), form.routing_key, result=row
+    ), status
+
+
+def _for_editing(message, payload: str) -> str:
+    """The text put back in the editor: pretty when it is the original payload."""
+    if payload == (message.payload or ""):
+        return editor.pretty(payload, message.payload_format)
+    return payload
+
+
+def _review(message, payload: str, routing_key: str):
+    """The confirmation step: what will be published where, as a diff; nothing published."""
+    try:
+        services.check_well_formed(payload, message.payload_format)
+        if routing_key not in queries.routing_keys_seen(message.exchange_name, message.routing_key):
+            raise DomainError(
+                f"Routing key {routing_key[:200]!r} was never seen on this exchange.",
+                field="routing_key",
+            )
+    except DomainError as exc:
+        page = _render_reingest(
+            message, _for_editing(message, payload), routing_key, error=exc.message
+        )
+        return page, exc.status
+    return render_template(
+        "actions/reingest_confirm.html",
+        message=message,
+        payload=payload,
+        routing_key=routing_key,
+        diff=editor.diff_lines(message, payload),
+        unchanged=payload == (message.payload or ""),
+        form_token=editor.new_form_token(),
+        message_url=message_url(message.id),
+    )
+
+
+@bp.get("/messages/<int:message_id>/reingest/<int:audit_id>/arrivals")
+def reingest_arrivals(message_id: int, audit_id: int):
+    """Polled by the result of a re-ingest: the new report(s) carrying
+    `x-dashboard-reingest-of: <message_id>`, once they are stored."""
+    scope = current_scope()
+    message = queries.get_message(scope, message_id)
+    row = editor.reingest_row(message.id, audit_id)
+    if row is None or row.outcome != "ok":
+        raise DomainError(f"re-ingest {audit_id} of message {message_id} not found", 404)
+    try:
+        polls = max(0, int(request.args.get("polls", "0")))
+    except ValueError:
+        polls = 0
+    found = editor.arrivals(scope, message.id, row.at)
+    return render_template(
+        "actions/_reingest_arrivals.html",
+        message=message,
+        audit_id=audit_id,
+        found=found,
+        polls=polls + 1,
+        give_up=not found and polls + 1 >= editor.MAX_POLLS,
+    )
 
 
 def _render_reingest(message, payload, routing_key, error=None, result=None, blocked=False):

@@ -132,6 +132,8 @@ def bulk_set_acknowledged(
 class ReingestRequest:
     payload: str
     routing_key: str
+    #: One-time token of the editor's confirmation form (recorded in the audit row).
+    form_token: str | None = None
 
 
 def check_well_formed(payload: str, payload_format: str) -> None:
@@ -177,6 +179,8 @@ def reingest(scope: Scope, message: Message, request: ReingestRequest, settings:
         "payload_bytes": payload_bytes,
         "payload_sha256": hashlib.sha256(request.payload.encode("utf-8")).hexdigest(),
     }
+    if request.form_token:
+        detail["form_token"] = request.form_token
     if not scope.can_reingest(row=message):
         audit(scope.actor, "reingest", "denied", message_ids=[message.id], target=target, **detail)
         raise PermissionDenied("You may not re-ingest this message.")
