@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import re
 import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -149,6 +150,9 @@ class Settings:
     INDUSTRIAL_INVESTIGATION_TYPES: tuple[str, ...] = ("INDUSTRIAL",)
     INVESTIGATION_OPS_EXCHANGE: str = "investigation-ops-exchange"
     INVESTIGATION_OPS_ROUTING_KEY: str = "investigation.ops"
+    #: Content type of those requests (UTF-8 JSON text). text/plain: kombu hands PACER's consumer
+    #: a str it can report on; application/json would hand it a dict (README, design notes).
+    INVESTIGATION_OPS_CONTENT_TYPE: str = "text/plain"
     # Actions
     REINGEST_RATE_PER_SECOND: int = 20
     PUBLISH_CONFIRM_TIMEOUT: int = 10
@@ -335,6 +339,11 @@ class Settings:
                 f"PACER_TIMEZONE: unknown IANA time zone {self.PACER_TIMEZONE!r}"
             ) from None
         _item_path(self.PANOSC_ITEM_PATH)
+        if not _CONTENT_TYPE_RE.fullmatch(self.INVESTIGATION_OPS_CONTENT_TYPE):
+            raise ConfigError(
+                "INVESTIGATION_OPS_CONTENT_TYPE: expected a media type such as text/plain or "
+                f"application/json, got {self.INVESTIGATION_OPS_CONTENT_TYPE!r}"
+            )
         for name in self.REINGEST_EXCHANGES:
             reason = never_reingest_reason(name, self)
             if reason:
@@ -391,6 +400,8 @@ def _public_url(raw: str) -> None:
     except ValueError:
         raise ConfigError(f"PUBLIC_URL: bad port in {raw!r}") from None
 
+
+_CONTENT_TYPE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*")
 
 #: The placeholders PANOSC_ITEM_PATH may use.
 ITEM_PATH_FIELDS = frozenset({"name", "visit_id"})

@@ -54,7 +54,7 @@ def test_doi_missing_only_requests_a_doi(db, run, icat, pss, ops_broker):
         {"name": "INV-DOI", "visit_id": "1", "operations": ["mint-proposal"]}
     ]
     props = messages[0].properties
-    assert messages[0].content_type == "application/json"
+    assert messages[0].content_type == "text/plain"  # JSON text (README, design notes)
     assert props["delivery_mode"] == 2
     row = rows(db)["INV-DOI"]
     assert (row.status, row.has_doi, row.has_pss_item, row.attempts) == ("pending", False, True, 1)

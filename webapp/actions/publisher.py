@@ -41,10 +41,13 @@ class PublishRefused(PublishError):
 class Publisher:
     """One broker connection for one or many confirmed publishes (`with Publisher(s) as p:`)."""
 
-    def __init__(self, settings: Any):
+    def __init__(self, settings: Any, *, reingest: bool = True):
+        """`reingest=False`: the investigation checks' requests (SECURITY.md): the configured
+        INVESTIGATION_OPS_EXCHANGE, published as the main broker user, not allow-list bound."""
         self.settings = settings
+        self.reingest = reingest
         self.connection = Connection(
-            settings.reingest_broker_url,
+            settings.reingest_broker_url if reingest else settings.broker_url,
             ssl=settings.broker_use_ssl,
             connect_timeout=5,
             transport_options={"confirm_publish": True},
@@ -95,11 +98,15 @@ class Publisher:
         routing_key: str,
         payload_format: str,
         headers: dict[str, Any],
+        content_type: str | None = None,
     ) -> None:
-        """Publish persistently and wait for the confirm; raise PublishError if not routed."""
+        """Publish persistently and wait for the confirm; raise PublishError if not routed.
+
+        The body goes out as UTF-8 with `content_type` (default: the one of `payload_format`).
+        """
         if not exchange:
             raise PublishRefused("the message has no exchange recorded: nowhere to publish it")
-        reason = targets.refusal(exchange, self.settings)
+        reason = targets.refusal(exchange, self.settings) if self.reingest else None
         if reason:
             raise PublishRefused(reason)
         if len(routing_key.encode("utf-8")) > AMQP_NAME_MAX_BYTES:
@@ -116,7 +123,7 @@ class Publisher:
                 routing_key=routing_key,
                 mandatory=True,
                 delivery_mode=2,
-                content_type=CONTENT_TYPES.get(payload_format, "text/plain"),
+                content_type=content_type or CONTENT_TYPES.get(payload_format, "text/plain"),
                 content_encoding="utf-8",
                 headers=headers,
                 retry=False,

@@ -139,16 +139,26 @@ class CheckRun:
 
 
 def operations_body(name: str, visit_id: str, operations: list[str]) -> str:
-    """The JSON body PACER's investigation-ops consumer expects. Never an empty list."""
+    """The JSON body PACER's investigation-ops consumer expects. Never an empty list.
+
+    Published as UTF-8 JSON text with INVESTIGATION_OPS_CONTENT_TYPE (`text/plain` by default,
+    README "Design notes": not application/json, for PACER's consumers).
+    """
     if not operations:
         raise ValueError("refusing to publish an empty operations list")
     return json.dumps({"name": name, "visit_id": visit_id, "operations": list(operations)})
 
 
+def ops_publisher(settings: Any) -> Publisher:
+    """A publisher for INVESTIGATION_OPS_EXCHANGE: the main broker user, no re-ingest allow-list
+    (the exchange is configuration, not a stored report's; SECURITY.md)."""
+    return Publisher(settings, reingest=False)
+
+
 class OpsPublisher:
     """Publishes investigation operations; connects at the first request, once per run."""
 
-    def __init__(self, settings: Any, factory: Callable[[Any], Publisher] = Publisher):
+    def __init__(self, settings: Any, factory: Callable[[Any], Publisher] = ops_publisher):
         self.settings = settings
         self.factory = factory
         self._publisher: Publisher | None = None
@@ -174,6 +184,9 @@ class OpsPublisher:
             routing_key=self.settings.INVESTIGATION_OPS_ROUTING_KEY,
             payload_format="json",
             headers={},
+            # text/plain by default: kombu hands PACER's consumer a str, which its newest
+            # versions both act on and report (a dict body is acted on, then not reported).
+            content_type=self.settings.INVESTIGATION_OPS_CONTENT_TYPE,
         )
         logger.info(
             "requested %s for investigation %s visit %s", ",".join(operations), name, visit_id
@@ -494,7 +507,7 @@ def run_checks(
     *,
     gateway: IcatGateway,
     pss: PssClient,
-    publisher_factory: Callable[[Any], Publisher] = Publisher,
+    publisher_factory: Callable[[Any], Publisher] = ops_publisher,
     now: datetime | None = None,
     dry_run: bool = False,
     investigation: tuple[str, str] | None = None,
