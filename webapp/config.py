@@ -138,6 +138,8 @@ class Settings:
     ICAT_USERNAME: str = ""
     ICAT_PASSWORD: str = ""
     ICAT_AUTH_PLUGIN: str = "db"
+    #: IANA zone the ICAT server reads `{ts ...}` literals in; empty = PACER_TIMEZONE.
+    ICAT_TIMEZONE: str = ""
     PANOSC_API_URL: str = ""
     PANOSC_API_USERNAME: str = ""
     PANOSC_API_PASSWORD: str = ""
@@ -243,6 +245,11 @@ class Settings:
     def timezone(self) -> zoneinfo.ZoneInfo:
         return zoneinfo.ZoneInfo(self.PACER_TIMEZONE)
 
+    @property
+    def icat_timezone(self) -> zoneinfo.ZoneInfo:
+        """The ICAT server's zone (ICAT_TIMEZONE, by default PACER_TIMEZONE)."""
+        return zoneinfo.ZoneInfo(self.ICAT_TIMEZONE or self.PACER_TIMEZONE)
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Read and validate the environment. Raises ConfigError naming the first bad variable."""
@@ -332,12 +339,14 @@ class Settings:
             ":" in pair and pair.split(":", 1)[1] for pair in self.FLOWER_BASIC_AUTH.split(",")
         ):
             raise ConfigError("FLOWER_BASIC_AUTH: expected user:password[,user:password]")
-        try:
-            zoneinfo.ZoneInfo(self.PACER_TIMEZONE)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise ConfigError(
-                f"PACER_TIMEZONE: unknown IANA time zone {self.PACER_TIMEZONE!r}"
-            ) from None
+        for name in ("PACER_TIMEZONE", "ICAT_TIMEZONE"):
+            value = getattr(self, name)
+            if name == "ICAT_TIMEZONE" and not value:
+                continue  # PACER_TIMEZONE's
+            try:
+                zoneinfo.ZoneInfo(value)
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+                raise ConfigError(f"{name}: unknown IANA time zone {value!r}") from None
         _item_path(self.PANOSC_ITEM_PATH)
         if not _CONTENT_TYPE_RE.fullmatch(self.INVESTIGATION_OPS_CONTENT_TYPE):
             raise ConfigError(

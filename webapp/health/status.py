@@ -28,7 +28,7 @@ from sqlalchemy import text
 
 from ..extensions import db
 from ..partitions import services as partitions
-from . import heartbeats
+from . import clock, heartbeats
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +73,7 @@ def collect() -> dict:
     database, rows, now = _read_database()
     if database["ok"]:
         database["partitions_wanted"] = settings.MESSAGE_PARTITIONS_AHEAD
+        database["report_clock"] = _report_clock(settings)
     broker, report_queue, task_queue = read_broker(settings)
     workers = [_worker(r) for r in rows if r["name"].startswith(heartbeats.WORKER_PREFIX)]
     workers.sort(key=lambda w: (w["gone"], w["name"]))
@@ -149,6 +150,19 @@ def _read_database() -> tuple[dict, list[dict], datetime | None]:
         return {"ok": False, "error": _error_text(exc)}, [], None
     database = {"ok": True, "partitions_ahead": ahead, "default_partition_rows": default_rows}
     return database, rows, now
+
+
+def _report_clock(settings) -> dict | None:
+    """Whole-hour offset of the newest reports' processing times from their arrival
+    (webapp/health/clock.py: PACER_TIMEZONE probably wrong); None when it cannot be read."""
+    try:
+        samples = clock.read_samples(db.session.connection())
+        db.session.rollback()
+    except Exception:  # noqa: BLE001 - a health page never fails for this check
+        logger.warning("reading the newest reports' processing times failed", exc_info=True)
+        db.session.rollback()
+        return None
+    return {**clock.clock_offset(samples, settings.timezone), "setting": settings.PACER_TIMEZONE}
 
 
 def read_broker(settings) -> tuple[dict, dict, dict]:
@@ -282,6 +296,10 @@ def diagnose(facts: dict) -> list[str]:
                 f"{database['default_partition_rows']} rows in the default partition; "
                 "run `flask partitions create`"
             )
+        report_clock = database.get("report_clock")
+        clock_problem = clock.problem(report_clock, (report_clock or {}).get("setting", "UTC"))
+        if clock_problem:
+            problems.append(clock_problem)
 
     report_queue = facts["report_queue"]
     if broker["ok"]:

@@ -331,7 +331,11 @@ def parse_timestamp(value: str, timezone: tzinfo = UTC) -> datetime:
 
 def _to_utc(parsed: datetime, timezone: tzinfo) -> datetime:
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone)
+        # Deliberately fold=0 (README, design notes): a naive time in the hour repeated at the end
+        # of daylight saving time is its first occurrence (the DST offset); one in the hour
+        # skipped at its start is read with the offset before the jump (Madrid 02:30 on the
+        # spring day = 01:30 UTC, the instant 03:30 CEST names).
+        parsed = parsed.replace(tzinfo=timezone, fold=0)
     parsed = parsed.astimezone(UTC)
     if not 1970 <= parsed.year <= 2200:
         raise ValueError("year out of range")

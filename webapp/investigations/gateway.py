@@ -6,7 +6,8 @@ created lazily through an injectable factory (tests pass a stub; nothing connect
 construction).
 
 ICAT's query language takes string literals in single quotes with `''` for a quote, and timestamps
-as `{ts yyyy-mm-dd hh:mm:ss}` without a zone, read by the server in its own time zone. Every
+as `{ts yyyy-mm-dd hh:mm:ss}` without a zone, read by the server in its own time zone
+(ICAT_TIMEZONE, by default PACER_TIMEZONE: ICAT may run elsewhere than PACER). Every
 literal goes through `jpql_string` / `jpql_timestamp`; no value is ever pasted in raw. ICAT's
 tokenizer only skips plain spaces, so queries are single-line.
 """
@@ -270,5 +271,5 @@ def gateway_for(settings: Any, app: Any = None) -> IcatGateway:
         settings.ICAT_AUTH_PLUGIN,
         settings.ICAT_USERNAME,
         settings.ICAT_PASSWORD,
-        server_timezone=settings.timezone,
+        server_timezone=settings.icat_timezone,
     )
