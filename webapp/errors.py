@@ -7,12 +7,16 @@ end in a 500. Report data inside error messages is escaped by the template like 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from flask import Flask, jsonify, render_template, request
+from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class DomainError(Exception):
@@ -60,6 +64,27 @@ def error_response(status: int, title: str, message: str, field: str | None = No
         ),
         status,
     )
+
+
+def parse_keeping_input(parse: Callable[[Any], T], args: Any) -> tuple[T, dict[str, str]]:
+    """`parse(args)`, refusing only the arguments it names: (result, {field: message}).
+
+    A page that shows its filter form calls this instead of letting a bad value end in the
+    whole-page error: each argument the parser refuses (a DomainError with `field`) is left out
+    and the rest parsed again, so the page renders its results for what was usable, marks the
+    refused fields next to the inputs and keeps everything the user typed. An error without a
+    field (or naming an argument that was not given) is raised as before; JSON callers too.
+    """
+    remaining = MultiDict(args)
+    refused: dict[str, str] = {}
+    while True:
+        try:
+            return parse(remaining), refused
+        except DomainError as exc:
+            if wants_json() or not exc.field or exc.field not in remaining:
+                raise
+            refused[exc.field] = exc.message
+            remaining.poplist(exc.field)
 
 
 def _retry_url(field: str | None) -> str | None:

@@ -9,6 +9,7 @@ from flask import Flask, abort, current_app, flash, redirect, request, url_for
 from flask_admin import Admin, AdminIndexView, BaseView, expose
 from flask_admin.actions import action
 from flask_admin.contrib.sqla import ModelView
+from flask_admin.theme import Bootstrap4Theme
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from markupsafe import Markup, escape
@@ -31,6 +32,8 @@ def init_admin(app: Flask) -> Admin:
         app,
         name="PACER Dashboard admin",
         url="/admin",
+        # The dashboard's header, stylesheet and theme around Flask-Admin's pages.
+        theme=Bootstrap4Theme(base_template="admin/pacer_base.html"),
         index_view=SecureIndexView(url="/admin", template="admin/pacer_index.html"),
         csp_nonce_generator=csp_nonce,
     )

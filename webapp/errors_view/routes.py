@@ -15,7 +15,7 @@ from ..auth.scope import current_scope
 from ..errors import InvalidFilter
 from ..stats import queries
 from ..stats.filters import RANGES
-from ..stats.routes import parse_filter
+from ..stats.routes import page_filter, parse_filter
 from . import bp
 
 DEFAULT_LIMIT = 100
@@ -43,11 +43,17 @@ def _pairs(args: dict) -> list[tuple[str, str]]:
 @bp.get("/errors")
 def index():
     scope = current_scope()
-    flt = parse_filter(scope)
-    groups = queries.error_groups(scope, flt, limit=_limit())
+    flt, form = page_filter(scope)
+    limit = DEFAULT_LIMIT
+    try:
+        limit = _limit()
+    except InvalidFilter as exc:
+        form["refused"][exc.field] = exc.message
+    groups = queries.error_groups(scope, flt, limit=limit)
     sparklines = queries.group_series(scope, flt, [g.key for g in groups])
     return render_template(
         "errors/index.html",
+        **form,
         groups=groups,
         flt=flt,
         ranges=list(RANGES),
@@ -58,7 +64,7 @@ def index():
         can_acknowledge=scope.can_acknowledge(),
         can_reingest=scope.can_see_details and scope.can_reingest(),
         sparklines=sparklines,
-    )
+    ), (400 if form["refused"] else 200)
 
 
 @bp.get("/api/v1/error-groups")

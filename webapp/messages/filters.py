@@ -326,6 +326,23 @@ _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 LATEST = datetime(9999, 1, 1, tzinfo=UTC)
 
 
+def datetime_local_value(text: str | None, *, end_of_day: bool) -> str:
+    """A `since`/`until` argument as the value of an `<input type="datetime-local">` (UTC).
+
+    The URL keeps accepting every format `from_args` reads (bare dates, offsets, `Z`); the picker
+    shows the same moment, so submitting the form unchanged filters the same way (a bare `until`
+    date becomes the next midnight, the exclusive end it stands for). "" when unusable.
+    """
+    try:
+        moment = _parse_moment("value", text, end_of_day=end_of_day)
+    except InvalidFilter:
+        return ""
+    if moment is None:
+        return ""
+    # Not strftime("%Y"): it drops the leading zeros of years before 1000.
+    return moment.replace(tzinfo=None).isoformat(timespec="seconds" if moment.second else "minutes")
+
+
 def _parse_moment(key: str, text: str | None, *, end_of_day: bool) -> datetime | None:
     """ISO date or date-time → aware UTC datetime. A bare `until` date covers that whole day."""
     if text is None:

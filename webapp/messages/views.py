@@ -55,6 +55,7 @@ def index():
         "messages/list.html",
         refused=refused,
         raw_args=request.args,
+        dashboard_exchange=current_app.extensions["settings"].DASHBOARD_EXCHANGE,
         since_input=datetime_local_value(filters.since_text, end_of_day=False),
         until_input=datetime_local_value(filters.until_text, end_of_day=True),
         rows=rows,
@@ -140,6 +141,14 @@ def trace(message_id: int):
         ],
         related=[presenters.summary(r, scope.details) for r in result.related],
         scope=scope,
+    )
+
+
+@bp.get("/help", endpoint="help")
+def help_page():
+    """What PACER reports are, what each page answers, the keyboard shortcuts."""
+    return render_template(
+        "help.html", dashboard_exchange=current_app.extensions["settings"].DASHBOARD_EXCHANGE
     )
 
 

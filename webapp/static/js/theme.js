@@ -5,6 +5,8 @@
   var saved = null;
   try { saved = localStorage.getItem(KEY); } catch (e) { /* storage disabled */ }
   if (saved === "light" || saved === "dark") root.setAttribute("data-theme", saved);
+  // Pages whose <html> has no theme (Flask-Admin's) follow the OS preference like the others.
+  else if (!root.hasAttribute("data-theme")) root.setAttribute("data-theme", "auto");
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("[data-theme-toggle]").forEach(function (button) {
       button.addEventListener("click", function () {
