@@ -78,6 +78,36 @@ def _csv(raw: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in raw.split(",") if part.strip())
 
 
+#: PIPELINES by default: the demo's four dataset stages (the two of stage 3 run in parallel).
+DEFAULT_PIPELINES = (
+    "dataset-ingestion > internal-dataset-ingestion > internal-statistics, internal-dataset-links"
+)
+
+Pipeline = tuple[tuple[str, ...], ...]
+
+
+def parse_pipelines(raw: str, name: str = "PIPELINES") -> tuple[Pipeline, ...]:
+    """`a > b > c, d; e > f`: pipelines separated by `;`, stages in order by `>`, message types
+    running in parallel within a stage by `,`. A type belongs to at most one stage."""
+    pipelines: list[Pipeline] = []
+    seen: set[str] = set()
+    for part in raw.split(";"):
+        if not part.strip():
+            continue
+        stages: list[tuple[str, ...]] = []
+        for stage in part.split(">"):
+            types = _csv(stage)
+            if not types:
+                raise ConfigError(f"{name}: empty stage in pipeline {part.strip()!r}")
+            for message_type in types:
+                if message_type in seen:
+                    raise ConfigError(f"{name}: message type {message_type!r} appears twice")
+                seen.add(message_type)
+            stages.append(types)
+        pipelines.append(tuple(stages))
+    return tuple(pipelines)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Typed settings of one process. Field names are the environment variable names."""
@@ -147,6 +177,8 @@ class Settings:
     #: Path of one search item under PANOSC_API_URL (PACER's `apiUrl`); placeholders {name} and
     #: {visit_id} only. Older PACER versions create items at /items/{name}.
     PANOSC_ITEM_PATH: str = "/items/{name}/{visit_id}"
+    #: Message types with a pipeline trace (format: `parse_pipelines`); others get related messages.
+    PIPELINES: str = DEFAULT_PIPELINES
     INVESTIGATION_CHECKS_CRON: str = "30 4 * * *"
     INVESTIGATION_CHECK_WINDOW_DAYS: int = 30
     INDUSTRIAL_INVESTIGATION_TYPES: tuple[str, ...] = ("INDUSTRIAL",)
@@ -240,6 +272,13 @@ class Settings:
     @property
     def ingest_prefetch(self) -> int:
         return self.INGEST_PREFETCH or 4 * self.INGEST_BATCH_SIZE
+
+    def pipeline_for(self, message_type: str | None) -> Pipeline | None:
+        """The pipeline (stages of message types) `message_type` belongs to, if any."""
+        for pipeline in parse_pipelines(self.PIPELINES):
+            if any(message_type in stage for stage in pipeline):
+                return pipeline
+        return None
 
     @property
     def timezone(self) -> zoneinfo.ZoneInfo:
@@ -491,4 +530,6 @@ def _convert(name: str, type_: Any, raw: str) -> Any:
         return _url(name, raw)
     if name in _CRONS:
         return _cron(name, raw)
+    if name == "PIPELINES":
+        parse_pipelines(raw, name)  # validated here, parsed where used
     return raw

@@ -149,6 +149,6 @@ def test_injected_stage_two_failure_shows_as_failed_on_the_trace(
     stage2 = page[page.index(f'data-stage="{INTERNAL_DATASET_INGESTION}"') :]
     assert stage2.startswith(f'data-stage="{INTERNAL_DATASET_INGESTION}" data-state="failed"')
     assert "ICATSessionError" in stage2[:3000]
-    # The later stages never ran: they are marked missing.
+    # The later stages never ran: after the failure they are marked not reached.
     for later in (INTERNAL_STATISTICS, INTERNAL_DATASET_LINKS):
-        assert f'data-stage="{later}" data-state="missing"' in page, later
+        assert f'data-stage="{later}" data-state="not-reached"' in page, later

@@ -300,7 +300,7 @@ def openapi_document() -> dict[str, Any]:
                                     "message_type": {"type": "string"},
                                     "state": {
                                         "type": "string",
-                                        "enum": ["ok", "failed", "missing"],
+                                        "enum": ["ok", "failed", "missing", "not-reached"],
                                     },
                                     "attempts": {"type": "array", "items": {"type": "object"}},
                                 },

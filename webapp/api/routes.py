@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from flask import Response, jsonify, request, stream_with_context, url_for
+from flask import Response, current_app, jsonify, request, stream_with_context, url_for
 
 from models import Message
 
@@ -83,7 +83,8 @@ def trace_message(message_id: int):
     """The pipeline stages around one message, in order, with their state."""
     scope = current_scope()
     message = queries.get_message(scope, message_id)
-    trace = queries.trace_message(scope, message)
+    pipeline = current_app.extensions["settings"].pipeline_for(message.message_type)
+    trace = queries.trace_message(scope, message, pipeline)
     return jsonify(
         _jsonable(
             {

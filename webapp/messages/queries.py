@@ -334,15 +334,23 @@ def message_types() -> list[str]:
 
 
 # ---- trace ----------------------------------------------------------------------------------------
-#: Pipeline stages of one dataset, in order; stages sharing a number run in parallel.
+#: Pipeline stages of one dataset, in order; stages sharing a number run in parallel (the default
+#: of the PIPELINES setting, used when no pipeline is given).
 PIPELINE_STAGES = (
     (1, "dataset-ingestion"),
     (2, "internal-dataset-ingestion"),
     (3, "internal-statistics"),
     (3, "internal-dataset-links"),
 )
-_STAGE_TYPES = tuple(t for _, t in PIPELINE_STAGES)
 _TRACE_LIMIT = 500
+_RELATED_LIMIT = 200
+
+
+def numbered_stages(pipeline: Sequence[Sequence[str]] | None) -> tuple[tuple[int, str], ...]:
+    """(stage number, message type) of a pipeline given as stages of message types."""
+    if pipeline is None:
+        return PIPELINE_STAGES
+    return tuple((n, t) for n, stage in enumerate(pipeline, start=1) for t in stage)
 
 
 @dataclass
@@ -352,12 +360,15 @@ class TraceStage:
     number: int
     message_type: str
     attempts: list[Any] = field(default_factory=list)
+    #: False when an earlier stage failed: without a report, this stage was never reached.
+    reached: bool = True
 
     @property
     def state(self) -> str:
-        """missing (no report), failed (the latest attempt errored) or ok."""
+        """missing (no report), not-reached (no report after an earlier failure), failed (the
+        latest attempt errored) or ok."""
         if not self.attempts:
-            return "missing"
+            return "missing" if self.reached else "not-reached"
         return "failed" if self.attempts[-1].errored else "ok"
 
 
@@ -372,15 +383,28 @@ class Trace:
 
     @property
     def problems(self) -> list[TraceStage]:
-        return [s for s in self.stages if s.state != "ok"]
+        """Failed and missing stages (a stage not reached after a failure is not one more)."""
+        return [s for s in self.stages if s.state in ("failed", "missing")]
+
+    @property
+    def not_reached(self) -> list[TraceStage]:
+        return [s for s in self.stages if s.state == "not-reached"]
 
 
-def trace_message(scope: Any, message: Message) -> Trace:
+def trace_message(
+    scope: Any, message: Message, pipeline: Sequence[Sequence[str]] | None = None
+) -> Trace:
     """Stages linked to `message`: same hash, stage 1→2 by instrument+investigation+dataset, later
     stages by dataset_id (DESIGN §6). At most four queries, each scoped.
 
     Links go only through fields the scope may see: a metadata-only user's trace follows the
-    hash and never identifiers (a link would tell which messages share them)."""
+    hash and never identifiers (a link would tell which messages share them).
+
+    `pipeline` (stages of message types, see PIPELINES) defaults to the demo's dataset stages."""
+    stage_list = numbered_stages(pipeline)
+    stage_types = tuple(t for _, t in stage_list)
+    #: Types of the first two stages: linked by instrument + investigation + dataset.
+    early_types = tuple(t for n, t in stage_list if n <= 2)
     found: dict[int, Any] = {}
     by_triple = all(map(scope.can_see, ("instrument", "investigation", "dataset")))
     by_dataset_id = scope.can_see("dataset_id")
@@ -402,7 +426,7 @@ def trace_message(scope: Any, message: Message) -> Trace:
             (r.instrument, r.investigation, r.dataset)
             for r in found.values()
             if by_triple
-            and r.message_type in _STAGE_TYPES[:2]
+            and r.message_type in early_types
             and r.instrument
             and r.investigation
             and r.dataset
@@ -415,7 +439,7 @@ def trace_message(scope: Any, message: Message) -> Trace:
         if triples:
             conditions.append(
                 and_(
-                    Message.message_type.in_(_STAGE_TYPES[:2]),
+                    Message.message_type.in_(early_types),
                     tuple_(Message.instrument, Message.investigation, Message.dataset).in_(
                         sorted(triples)
                     ),
@@ -430,8 +454,31 @@ def trace_message(scope: Any, message: Message) -> Trace:
     rows = sorted(
         found.values(), key=lambda r: (r.processing_start or r.received_at, r.received_at, r.id)
     )
-    stages = [
-        TraceStage(n, t, [r for r in rows if r.message_type == t]) for n, t in PIPELINE_STAGES
-    ]
-    related = [r for r in rows if r.message_type not in _STAGE_TYPES]
+    stages = [TraceStage(n, t, [r for r in rows if r.message_type == t]) for n, t in stage_list]
+    failed_at = min((s.number for s in stages if s.state == "failed"), default=None)
+    for stage in stages:
+        stage.reached = failed_at is None or stage.number <= failed_at
+    related = [r for r in rows if r.message_type not in stage_types]
     return Trace(message, stages, related, truncated=len(found) >= _TRACE_LIMIT)
+
+
+def related_messages(scope: Any, message: Message) -> tuple[list[Any], bool]:
+    """Messages sharing `message`'s hash or all of its identifiers (for types without a
+    pipeline), newest first, without `message` itself; scoped, and linked only through fields
+    the scope may see. Returns (rows, truncated)."""
+    conditions = []
+    if message.hash and scope.can_see("hash"):
+        conditions.append(Message.hash == message.hash)
+    identifiers = message.object_identifiers or {}
+    if identifiers and scope.can_see("object_identifiers"):
+        conditions.append(Message.object_identifiers.contains(identifiers))
+    if not conditions:
+        return [], False
+    stmt = (
+        scoped(scope, None, *SUMMARY_COLUMNS)
+        .where(or_(*conditions), Message.id != message.id)
+        .order_by(Message.received_at.desc(), Message.id.desc())
+        .limit(_RELATED_LIMIT + 1)
+    )
+    rows = list(db.session.execute(stmt))
+    return rows[:_RELATED_LIMIT], len(rows) > _RELATED_LIMIT

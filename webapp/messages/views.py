@@ -10,6 +10,7 @@ from flask import (
     Response,
     abort,
     current_app,
+    redirect,
     render_template,
     request,
     send_from_directory,
@@ -97,6 +98,8 @@ def detail(message_id: int):
         errors=errors,
         extra=(message.extra or {}) if scope.details else {},
         scope=scope,
+        has_pipeline=current_app.extensions["settings"].pipeline_for(message.message_type)
+        is not None,
     )
 
 
@@ -124,7 +127,10 @@ def trace(message_id: int):
     """The pipeline around one message: ordered stages, failed and missing ones marked."""
     scope = current_scope()
     message = queries.get_message(scope, message_id)
-    result = queries.trace_message(scope, message)
+    pipeline = current_app.extensions["settings"].pipeline_for(message.message_type)
+    if pipeline is None:  # a type without a pipeline (PIPELINES): its related messages instead
+        return redirect(url_for("messages.related", message_id=message.id))
+    result = queries.trace_message(scope, message, pipeline)
     return render_template(
         "messages/trace.html",
         message=message,
@@ -149,6 +155,24 @@ def help_page():
     """What PACER reports are, what each page answers, the keyboard shortcuts."""
     return render_template(
         "help.html", dashboard_exchange=current_app.extensions["settings"].DASHBOARD_EXCHANGE
+    )
+
+
+@bp.get("/messages/<int:message_id>/related")
+def related(message_id: int):
+    """Messages sharing this message's hash or identifiers (types without a pipeline trace)."""
+    scope = current_scope()
+    message = queries.get_message(scope, message_id)
+    rows, truncated = queries.related_messages(scope, message)
+    return render_template(
+        "messages/related.html",
+        message=message,
+        m=presenters.summary(message, scope.details),
+        related=[presenters.summary(r, scope.details) for r in rows],
+        truncated=truncated,
+        has_pipeline=current_app.extensions["settings"].pipeline_for(message.message_type)
+        is not None,
+        scope=scope,
     )
 
 
