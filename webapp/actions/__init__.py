@@ -34,11 +34,11 @@ def message_actions(message: Any) -> MessageActions:
 
     scope = current_scope()
     may_reingest = bool(scope.details and scope.can_reingest(row=message))
-    refused = (
-        targets.refusal(message.exchange_name, current_app.extensions["settings"])
-        if may_reingest
-        else None
-    )
+    settings = current_app.extensions["settings"]
+    refused = None
+    if may_reingest and (message.exchange_name or not targets.allowed(settings)):
+        # A report without exchange (legacy) is offered the allow-list on the re-ingest page.
+        refused = targets.refusal(message.exchange_name, settings)
     return MessageActions(
         can_acknowledge=scope.can_acknowledge(message),
         can_reingest=may_reingest and not refused,

@@ -92,11 +92,18 @@ def reingest_message(message_id: int):
     scope = current_scope()
     message = queries.get_message(scope, message_id)
     step = request.form.get("step") if request.method == "POST" else None
+    chosen = _chosen_exchange(message)
     if request.method == "GET" or step in ("review", "edit"):
         _require_login_or_permission(
             scope.details and scope.can_reingest(row=message), "re-ingest this message"
         )
-        refusal = targets.refusal(message.exchange_name, _settings())
+        # A report without exchange (legacy producers) gets the allow-list to choose from; a
+        # chosen exchange is checked against it like a stored one.
+        offer_choice = not message.exchange_name and chosen is None and step != "review"
+        if offer_choice and targets.allowed(_settings()):
+            refusal = None
+        else:
+            refusal = targets.refusal(message.exchange_name or chosen, _settings())
         if refusal:  # no preview of a re-ingest that would be refused
             return _render_reingest(message, "", "", error=refusal, blocked=True), 403
     if request.method == "GET":
@@ -124,7 +131,9 @@ def reingest_message(message_id: int):
             message_url=message_url(message.id),
         )
         return page, 409
-    form = ReingestRequest(payload=payload, routing_key=routing_key, form_token=token)
+    form = ReingestRequest(
+        payload=payload, routing_key=routing_key, form_token=token, exchange=chosen
+    )
     try:
         row = services.reingest(scope, message, form, _settings())
     except PermissionDenied:
@@ -162,7 +171,8 @@ def _review(message, payload: str, routing_key: str):
     """The confirmation step: what will be published where, as a diff; nothing published."""
     try:
         services.check_well_formed(payload, message.payload_format)
-        if routing_key not in queries.routing_keys_seen(message.exchange_name, message.routing_key):
+        target = message.exchange_name or _chosen_exchange(message)
+        if routing_key not in queries.routing_keys_seen(target, message.routing_key):
             raise DomainError(
                 f"Routing key {routing_key[:200]!r} was never seen on this exchange.",
                 field="routing_key",
@@ -180,6 +190,8 @@ def _review(message, payload: str, routing_key: str):
         diff=editor.diff_lines(message, payload),
         unchanged=payload == (message.payload or ""),
         form_token=editor.new_form_token(),
+        chosen_exchange=_chosen_exchange(message),
+        headers_missing=services.lacks_original_headers(message),
         message_url=message_url(message.id),
     )
 
@@ -208,17 +220,37 @@ def reingest_arrivals(message_id: int, audit_id: int):
     )
 
 
+def _chosen_exchange(message) -> str | None:
+    """The target exchange the form names, for a report that recorded none (else None)."""
+    if message.exchange_name or request.method != "POST":
+        return None
+    return (request.form.get("exchange") or "").strip() or None
+
+
 def _render_reingest(message, payload, routing_key, error=None, result=None, blocked=False):
-    """The re-ingest page; `blocked` (exchange refused) shows the reason and no form."""
+    """The re-ingest page; `blocked` (exchange refused) shows the reason and no form.
+
+    A report that recorded no exchange gets a select of the re-ingest allow-list and the routing
+    keys seen on any of those exchanges (the review and the publish check the pair)."""
     template = "actions/_reingest_form.html" if _is_htmx() else "actions/reingest.html"
+    exchanges = [] if message.exchange_name else targets.allowed(_settings())
+    if blocked:
+        routing_keys = []
+    elif message.exchange_name:
+        routing_keys = queries.routing_keys_seen(message.exchange_name, message.routing_key)
+    else:
+        routing_keys = sorted(
+            {k for name in exchanges for k in queries.routing_keys_seen(name, message.routing_key)}
+        )
     return render_template(
         template,
         message=message,
         payload=payload,
         routing_key=routing_key,
-        routing_keys=[]
-        if blocked
-        else queries.routing_keys_seen(message.exchange_name, message.routing_key),
+        routing_keys=routing_keys,
+        exchanges=exchanges,
+        chosen_exchange=_chosen_exchange(message),
+        headers_missing=services.lacks_original_headers(message),
         error=error,
         result=result,
         blocked=blocked,

@@ -132,8 +132,26 @@ def bulk_set_acknowledged(
 class ReingestRequest:
     payload: str
     routing_key: str
+    #: Target exchange chosen on the page; only used when the report recorded none (legacy
+    #: producers), and only one of the re-ingest allow-list.
+    exchange: str | None = None
     #: One-time token of the editor's confirmation form (recorded in the audit row).
     form_token: str | None = None
+
+
+def target_exchange(message: Message, request: ReingestRequest) -> tuple[str | None, bool]:
+    """(exchange to publish to, chosen on the page): the stored exchange, or, for a report that
+    carries none, the one the form names."""
+    if message.exchange_name:
+        return message.exchange_name, False
+    chosen = (request.exchange or "").strip() or None
+    return chosen, chosen is not None
+
+
+def lacks_original_headers(message: Message) -> bool:
+    """True when the stored report has no copy of the original message's AMQP headers (the SDK's
+    `headers` extra): a re-ingest then carries none of them, only the dashboard's own."""
+    return "headers" not in (message.extra or {})
 
 
 def check_well_formed(payload: str, payload_format: str) -> None:
@@ -165,7 +183,8 @@ def reingest(scope: Scope, message: Message, request: ReingestRequest, settings:
     RateLimited (outcome `refused`) or DomainError (bad input, outcome `error`); a broker failure
     is returned as an audit row with outcome `error` (the caller shows it).
     """
-    exchange = _clip(message.exchange_name)
+    target_name, chosen = target_exchange(message, request)
+    exchange = _clip(target_name)
     target = (
         f"{exchange if exchange is not None else '(no exchange)'} / {_clip(request.routing_key)}"
     )
@@ -181,10 +200,14 @@ def reingest(scope: Scope, message: Message, request: ReingestRequest, settings:
     }
     if request.form_token:
         detail["form_token"] = request.form_token
+    if chosen:
+        detail["exchange_chosen"] = True  # the report recorded none (legacy producer)
+    if lacks_original_headers(message):
+        detail["original_headers"] = "absent"
     if not scope.can_reingest(row=message):
         audit(scope.actor, "reingest", "denied", message_ids=[message.id], target=target, **detail)
         raise PermissionDenied("You may not re-ingest this message.")
-    reason = targets.refusal(message.exchange_name, settings)
+    reason = targets.refusal(target_name, settings)
     if reason:
         audit(
             scope.actor,
@@ -227,7 +250,7 @@ def reingest(scope: Scope, message: Message, request: ReingestRequest, settings:
             **detail,
         )
         raise PayloadTooLarge(error, field="payload")
-    allowed_keys = routing_keys_seen(message.exchange_name, message.routing_key)
+    allowed_keys = routing_keys_seen(target_name, message.routing_key)
     if request.routing_key not in allowed_keys:
         audit(
             scope.actor,
@@ -240,7 +263,7 @@ def reingest(scope: Scope, message: Message, request: ReingestRequest, settings:
         )
         raise DomainError(
             f"Routing key {_clip(request.routing_key)!r} was never seen on exchange "
-            f"{targets.shown(message.exchange_name)}.",
+            f"{targets.shown(target_name)}.",
             field="routing_key",
         )
     try:
@@ -258,7 +281,9 @@ def reingest(scope: Scope, message: Message, request: ReingestRequest, settings:
         raise
     try:
         with Publisher(settings) as publisher:
-            publish_message(publisher, message, request.payload, request.routing_key)
+            publish_message(
+                publisher, message, request.payload, request.routing_key, exchange=target_name
+            )
     except Exception as exc:  # noqa: BLE001 - every failure is shown and audited, never a 500
         if isinstance(exc, PublishError):
             logger.warning("re-ingest of message %s failed: %s", message.id, exc)
@@ -279,11 +304,18 @@ def reingest(scope: Scope, message: Message, request: ReingestRequest, settings:
     return audit(scope.actor, "reingest", "ok", message_ids=[message.id], target=target, **detail)
 
 
-def publish_message(publisher: Publisher, message: Any, payload: str, routing_key: str) -> None:
-    """Publish one stored message (a Message or a row with the same attributes)."""
+def publish_message(
+    publisher: Publisher,
+    message: Any,
+    payload: str,
+    routing_key: str,
+    exchange: str | None = None,
+) -> None:
+    """Publish one stored message (a Message or a row with the same attributes) to its exchange,
+    or to `exchange` (chosen for a report that recorded none)."""
     publisher.publish(
         payload,
-        exchange=message.exchange_name or "",
+        exchange=message.exchange_name or exchange or "",
         routing_key=routing_key,
         payload_format=message.payload_format,
         headers={REINGEST_HEADER: str(message.id)},
