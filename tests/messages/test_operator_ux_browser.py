@@ -163,6 +163,8 @@ def test_every_page_fits_a_phone(live_server, browser, some_messages, scheme):
         "errors": "/errors",
         "stats": "/stats",
         "help": "/help",
+        "investigations": "/investigations",
+        "system": "/system",
         "admin": "/admin/",
         "admin groups": "/admin/groups/",
     }
