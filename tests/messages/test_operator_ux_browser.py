@@ -254,6 +254,12 @@ def test_help_page_shortcuts_and_empty_states(live_server, page):
     assert notice.is_visible()
     assert "No messages in this range" in notice.inner_text()
     assert "last 30d" in notice.inner_text()
+    page.goto(url + "/errors")
+    notice = page.locator("#errors-empty")
+    assert "No unacknowledged errors in this range" in notice.inner_text()
+    with page.expect_navigation():
+        notice.locator("text=include acknowledged errors").click()
+    assert "acknowledged=shown" in page.url and page.locator("#errors-empty").is_visible()
     assert not csp_errors(page), page.console_errors
 
 
@@ -263,3 +269,5 @@ def test_no_empty_state_once_messages_exist(live_server, page, some_messages):
     assert page.locator("#empty-state").count() == 0
     page.goto(url + "/stats")
     assert page.locator("#stats-empty").count() == 0
+    page.goto(url + "/errors")
+    assert page.locator("#errors-empty").count() == 0
