@@ -1,6 +1,6 @@
 """SQLAlchemy models, one module per domain. Importing this package registers them all."""
 
-from .auth import AuditLog, Group, User, UserSession, user_groups
+from .auth import ApiToken, AuditLog, Group, User, UserSession, user_groups
 from .base import Base
 from .investigations import InvestigationCheck
 from .messages import Message, QuarantinedReport, ReportReceipt
@@ -23,5 +23,6 @@ __all__ = [
     "ReportReceipt",
     "User",
     "UserSession",
+    "ApiToken",
     "user_groups",
 ]

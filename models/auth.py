@@ -78,6 +78,27 @@ class UserSession(Base):
     )
 
 
+class ApiToken(Base):
+    """A personal API token: `Authorization: Bearer <token>` on /api/v1/* acts as `user`.
+
+    Only the SHA-256 of the token is stored (the token is shown once, at creation). A token
+    works while it is not revoked and its user is active (webapp/auth/tokens.py).
+    """
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(Text)
+    #: hex SHA-256 of the token.
+    token_hash: Mapped[str] = mapped_column(Text, unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 class Group(Base):
     """A permission group: a scope (types AND identifier rules) and the actions it grants."""
 

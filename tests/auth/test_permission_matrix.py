@@ -475,6 +475,100 @@ def test_bulk_reingest_preview(who):
         assert response.status_code == 403
 
 
+# ---- actions through the JSON API (session cookie + CSRF header; tokens: tests/api) ----------
+
+
+@pytest.mark.parametrize("key", ["A", "B", "C"])
+def test_api_acknowledge(who, key, db):
+    from models import AuditLog, Message
+
+    headers = {"X-CSRFToken": csrf_token(who.client)}
+    message_id = who.seeded.ids[key]
+    response = who.client.post(f"/api/v1/messages/{message_id}/acknowledge", headers=headers)
+    db.session.expire_all()
+    message = db.session.query(Message).filter_by(id=message_id).one()
+    audit = db.session.query(AuditLog).filter(AuditLog.message_ids.contains([message_id])).all()
+    assert response.is_json
+    if key not in ROWS[who.name]:
+        assert response.status_code == 404
+        assert message.acknowledged_at is None
+    elif key in ACK[who.name]:
+        assert response.status_code == 200
+        assert response.get_json()["acknowledged"] is True
+        assert [(a.action, a.outcome) for a in audit] == [("acknowledge", "ok")]
+    else:
+        assert response.status_code == 403
+        assert message.acknowledged_at is None
+        assert [(a.action, a.outcome) for a in audit] == [("acknowledge", "denied")]
+
+
+@pytest.mark.parametrize("key", ["A", "C"])
+def test_api_reingest(who, key, db):
+    from models import AuditLog
+
+    headers = {"X-CSRFToken": csrf_token(who.client)}
+    message_id = who.seeded.ids[key]
+    response = who.client.post(
+        f"/api/v1/messages/{message_id}/reingest",
+        headers=headers,
+        json={"payload": f'{{"note": "PAYLOADMARK{key}"}}'},
+    )
+    assert who.leaked(response.get_data(as_text=True)) == []
+    audit = db.session.query(AuditLog).filter(AuditLog.message_ids.contains([message_id])).all()
+    if key not in ROWS[who.name]:
+        assert response.status_code == 404
+        assert audit == []
+    elif key in REINGEST[who.name]:
+        assert response.status_code == 502  # the seeded exchange exists on no broker
+        assert [(a.action, a.outcome) for a in audit] == [("reingest", "error")]
+    else:
+        assert response.status_code == 403
+        assert [(a.action, a.outcome) for a in audit] == [("reingest", "denied")]
+
+
+def test_api_bulk_acknowledge(who, db):
+    from models import Message
+
+    preview = who.get("/api/v1/actions/acknowledge", query_string={"status": "errored"})
+    if not ACK[who.name]:
+        assert preview.status_code == 403
+    else:
+        assert preview.status_code == 200
+        assert preview.get_json()["count"] == len(ACK[who.name])
+    through_id = max(who.seeded.ids.values())
+    response = who.client.post(
+        "/api/v1/actions/acknowledge",
+        headers={"X-CSRFToken": csrf_token(who.client)},
+        json={"status": "errored", "through_id": through_id},
+    )
+    db.session.expire_all()
+    acked = {
+        key
+        for key, message_id in who.seeded.ids.items()
+        if db.session.query(Message).filter_by(id=message_id).one().acknowledged_at
+    }
+    assert acked == ACK[who.name]
+    assert response.status_code == (200 if ACK[who.name] else 403)
+
+
+def test_api_bulk_reingest_preview(who):
+    response = who.get("/api/v1/actions/reingest", query_string={"status": "errored"})
+    if REINGEST[who.name]:
+        assert response.status_code == 200
+        assert response.get_json()["count"] == len(REINGEST[who.name])
+    else:
+        assert response.status_code == 403
+
+
+def test_api_tokens_page(who):
+    response = who.get("/account/tokens")
+    if who.name == "anonymous":
+        assert response.status_code == 401
+    else:
+        assert response.status_code == 200
+        assert ("Create token" in response.get_data(as_text=True)) == (who.name != "disabled")
+
+
 # ---- admin -----------------------------------------------------------------------------------
 
 

@@ -1,11 +1,19 @@
-"""The OpenAPI 3.1 document of `/api/v1` (hand-written: the API is small and stable)."""
+"""The OpenAPI 3.1 document of `/api/v1`.
+
+Written here, but its filter parameters come from the filters' own declarations (the enums of
+webapp/messages/filters.py, the arguments webapp/stats/filters.py refuses and its ranges), and
+tests/api/test_openapi.py checks that every registered /api/v1 route and method is described and
+that the documented filter arguments are exactly those `MessageFilter` reads.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from ..actions.queries import THROUGH_ID
 from ..messages.filters import ACKNOWLEDGED, MIN_HASH_PREFIX, PAYLOAD_FORMATS, STATUSES
 from ..messages.queries import MAX_LIMIT
+from ..stats.filters import DEFAULT_RANGE, RANGES, UNSUPPORTED
 
 
 def _query(name: str, description: str, schema: dict[str, Any], **extra: Any) -> dict[str, Any]:
@@ -157,13 +165,33 @@ _ID_PARAM = {
 
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI document served at /api/v1/openapi.json."""
+    document = _base_document()
+    document["paths"].update(_stats_paths())
+    document["paths"].update(_action_paths())
+    document["components"]["schemas"].update(ACTION_SCHEMAS)
+    document["components"]["securitySchemes"] = {
+        "token": {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "A personal API token (create one on /account/tokens): the request "
+            "is that user's, with their scope and action rights, on /api/v1 only.",
+        },
+        "session": {"type": "apiKey", "in": "cookie", "name": "session"},
+    }
+    document["security"] = [{"token": []}, {"session": []}, {}]
+    return document
+
+
+def _base_document() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {
             "title": "PACER Dashboard API",
             "version": "1",
-            "description": "Messages processed by PACER, filtered and scoped like the pages. "
-            "Authentication is the dashboard session (cookie); without details access, "
+            "description": "Messages processed by PACER, filtered and scoped like the pages, and "
+            "the operator actions (acknowledge, re-ingest). Authentication is a personal API "
+            "token (`Authorization: Bearer <token>`, from /account/tokens) or the dashboard "
+            "session (cookie; its POSTs need the `X-CSRFToken` header); without details access, "
             "identifiers, errors and payloads are left out, error groups are counts per message "
             "type and time, and a trace links messages by hash only.",
         },
@@ -222,6 +250,18 @@ def openapi_document() -> dict[str, Any]:
                             },
                         },
                         "404": _error("Unknown message, or not visible to the caller"),
+                    },
+                }
+            },
+            "/api/v1/docs": {
+                "get": {
+                    "operationId": "docs",
+                    "summary": "This document, browsable (Swagger UI)",
+                    "responses": {
+                        "200": {
+                            "description": "An HTML page",
+                            "content": {"text/html": {"schema": {"type": "string"}}},
+                        }
                     },
                 }
             },
@@ -311,6 +351,293 @@ def openapi_document() -> dict[str, Any]:
                     },
                 },
                 "Error": ERROR_SCHEMA,
+            }
+        },
+    }
+
+
+# ---- stats and error groups ----------------------------------------------------------------------
+#: The message filter's arguments the rollups can answer (webapp/stats/filters.py refuses the rest).
+STATS_PARAMETERS = [
+    p
+    if p["name"] != "acknowledged"
+    else _query(
+        "acknowledged",
+        "Count acknowledged messages too (shown) or not (hidden, default).",
+        {"type": "string", "enum": [a for a in ACKNOWLEDGED if a != "only"], "default": "hidden"},
+    )
+    for p in FILTER_PARAMETERS
+    if p["name"] not in UNSUPPORTED
+] + [
+    _query(
+        "range",
+        "Window ending now when neither since nor until is given.",
+        {"type": "string", "enum": list(RANGES), "default": DEFAULT_RANGE},
+    )
+]
+
+
+def _json_ok(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": schema or {"type": "object"}}},
+    }
+
+
+def _stats_paths() -> dict[str, Any]:
+    return {
+        "/api/v1/stats": {
+            "get": {
+                "operationId": "getStats",
+                "summary": "Tiles, series per type, monthly heatmap and top error groups",
+                "parameters": STATS_PARAMETERS,
+                "responses": {
+                    "200": _json_ok("The statistics of the filter, in the caller's scope"),
+                    "400": _error("A filter argument is not valid (or not available here)"),
+                    "403": _error("The filter needs access to message details"),
+                },
+            }
+        },
+        "/api/v1/error-groups": {
+            "get": {
+                "operationId": "listErrorGroups",
+                "summary": "Error groups in scope and filter, most frequent first",
+                "parameters": STATS_PARAMETERS
+                + [_query("limit", "How many groups.", {"type": "integer", "minimum": 1})],
+                "responses": {
+                    "200": _json_ok("The groups (`items`), the filter and the data source"),
+                    "400": _error("A filter argument or limit is not valid"),
+                    "403": _error("The filter needs access to message details"),
+                },
+            }
+        },
+    }
+
+
+# ---- actions -------------------------------------------------------------------------------------
+_MODE = _query(
+    "mode",
+    "acknowledge (default) or unacknowledge.",
+    {"type": "string", "enum": ["acknowledge", "unacknowledge"], "default": "acknowledge"},
+)
+_THROUGH_ID = _query(
+    THROUGH_ID,
+    "Only messages up to this id (the preview's `through_id`); required by the POST.",
+    {"type": "integer", "minimum": 0},
+)
+_EXPECTED = _query(
+    "expected",
+    "The preview's count, recorded in the audit row (bulk acknowledge: 409 when it differs).",
+    {"type": "integer", "minimum": 0},
+)
+BULK_PARAMETERS = FILTER_PARAMETERS + [_THROUGH_ID, _EXPECTED]
+_BULK_BODY = {
+    "required": False,
+    "description": "The same arguments as a JSON object (an alternative to the query string).",
+    "content": {"application/json": {"schema": {"type": "object"}}},
+}
+_DENIED = _error("The caller may not do this (no right, or re-ingest refused for the exchange)")
+_NOT_FOUND = _error("Unknown message, or not in the caller's scope for this action")
+_UNAUTHORIZED = _error("The bearer token is unknown, revoked, or its user is deactivated")
+
+ACTION_SCHEMAS = {
+    "AcknowledgeResult": {
+        "type": "object",
+        "properties": {
+            "message_id": {"type": "integer"},
+            "acknowledged": {"type": "boolean"},
+            "acknowledged_at": _NULLABLE_TIME,
+            "acknowledged_by": _NULLABLE_TEXT,
+            "audit_id": {"type": "integer"},
+        },
+    },
+    "ReingestResult": {
+        "type": "object",
+        "properties": {
+            "message_id": {"type": "integer"},
+            "outcome": {"type": "string", "enum": ["ok", "error"]},
+            "audit_id": {"type": "integer"},
+            "exchange": _NULLABLE_TEXT,
+            "routing_key": _NULLABLE_TEXT,
+            "edited": {"type": "boolean"},
+            "error": _NULLABLE_TEXT,
+        },
+    },
+    "BulkPreview": {
+        "type": "object",
+        "properties": {
+            "count": {"type": ["integer", "null"], "description": "null: counting timed out"},
+            "through_id": {"type": "integer"},
+            "mode": {"type": "string"},
+            "refused": {"type": ["object", "null"]},
+            "rate_per_second": {"type": "number"},
+        },
+    },
+    "BulkAcknowledgeResult": {
+        "type": "object",
+        "properties": {
+            "mode": {"type": "string"},
+            "count": {"type": "integer"},
+            "expected": {"type": ["integer", "null"]},
+            "through_id": {"type": "integer"},
+            "audit_id": {"type": "integer"},
+        },
+    },
+    "Job": {
+        "type": "object",
+        "properties": {
+            "job_id": {"type": "integer"},
+            "status_url": {"type": "string"},
+            "outcome": {"type": "string", "description": "pending, running, then ok or error"},
+            "total": {"type": ["integer", "null"]},
+            "done": {"type": ["integer", "null"]},
+            "failed": {"type": ["integer", "null"]},
+            "errors": {"type": "array", "items": {"type": "object"}},
+        },
+    },
+}
+
+
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _acknowledge(operation_id: str, summary: str) -> dict[str, Any]:
+    return {
+        "post": {
+            "operationId": operation_id,
+            "summary": summary,
+            "parameters": [_ID_PARAM],
+            "responses": {
+                "200": _json_ok("Done (audited)", _ref("AcknowledgeResult")),
+                "401": _UNAUTHORIZED,
+                "403": _DENIED,
+                "404": _NOT_FOUND,
+            },
+        }
+    }
+
+
+def _action_paths() -> dict[str, Any]:
+    return {
+        "/api/v1/messages/{message_id}/acknowledge": _acknowledge(
+            "acknowledgeMessage", "Acknowledge one message"
+        ),
+        "/api/v1/messages/{message_id}/unacknowledge": _acknowledge(
+            "unacknowledgeMessage", "Withdraw the acknowledgement of one message"
+        ),
+        "/api/v1/messages/{message_id}/reingest": {
+            "post": {
+                "operationId": "reingestMessage",
+                "summary": "Re-publish one message to its exchange (re-ingest allow-list, rate "
+                "limit and size limit as on the page; always audited)",
+                "parameters": [_ID_PARAM],
+                "requestBody": {
+                    "required": False,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {
+                                    "payload": {
+                                        "type": "string",
+                                        "description": "Edited payload (default: the stored "
+                                        "one); must be well-formed in the message's format",
+                                    },
+                                    "routing_key": {
+                                        "type": "string",
+                                        "description": "One seen on the exchange (default: "
+                                        "the message's)",
+                                    },
+                                    "exchange": {
+                                        "type": "string",
+                                        "description": "Only for a report that recorded no "
+                                        "exchange: one of the re-ingest allow-list",
+                                    },
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _json_ok("Published", _ref("ReingestResult")),
+                    "400": _error("Bad payload or routing key (`field` names it)"),
+                    "401": _UNAUTHORIZED,
+                    "403": _DENIED,
+                    "404": _NOT_FOUND,
+                    "413": _error("The payload is larger than REPORT_MAX_BYTES"),
+                    "429": _error("Rate limit: retry after the Retry-After seconds"),
+                    "502": _json_ok("The broker refused or failed", _ref("ReingestResult")),
+                },
+            }
+        },
+        "/api/v1/actions/acknowledge": {
+            "get": {
+                "operationId": "previewBulkAcknowledge",
+                "summary": "How many messages a bulk (un-)acknowledge would change, and the "
+                "through_id bound to send with it",
+                "parameters": [_MODE, *BULK_PARAMETERS],
+                "responses": {
+                    "200": _json_ok("The preview", _ref("BulkPreview")),
+                    "400": _error("A filter argument is not valid"),
+                    "403": _DENIED,
+                },
+            },
+            "post": {
+                "operationId": "bulkAcknowledge",
+                "summary": "(Un-)acknowledge every message of the filter up to through_id",
+                "parameters": [_MODE, *BULK_PARAMETERS],
+                "requestBody": _BULK_BODY,
+                "responses": {
+                    "200": _json_ok("Done (audited)", _ref("BulkAcknowledgeResult")),
+                    "400": _error("A filter argument is not valid, or through_id is missing"),
+                    "401": _UNAUTHORIZED,
+                    "403": _DENIED,
+                    "409": _error("The count differs from `expected`: preview again"),
+                },
+            },
+        },
+        "/api/v1/actions/reingest": {
+            "get": {
+                "operationId": "previewBulkReingest",
+                "summary": "How many messages a bulk re-ingest would publish (and which are "
+                "refused by the allow-list), and the through_id bound",
+                "parameters": BULK_PARAMETERS,
+                "responses": {
+                    "200": _json_ok("The preview", _ref("BulkPreview")),
+                    "400": _error("A filter argument is not valid"),
+                    "403": _DENIED,
+                },
+            },
+            "post": {
+                "operationId": "bulkReingest",
+                "summary": "Start a bulk re-ingestion job (published at REINGEST_RATE_PER_SECOND)",
+                "parameters": BULK_PARAMETERS,
+                "requestBody": _BULK_BODY,
+                "responses": {
+                    "202": _json_ok("The job (`job_id`, `status_url`)", _ref("Job")),
+                    "400": _error("A filter argument is not valid, or through_id is missing"),
+                    "401": _UNAUTHORIZED,
+                    "403": _DENIED,
+                },
+            },
+        },
+        "/api/v1/jobs/{job_id}": {
+            "get": {
+                "operationId": "getJob",
+                "summary": "Progress of a bulk re-ingestion job (its starter or an administrator)",
+                "parameters": [
+                    {
+                        "name": "job_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "integer", "minimum": 1},
+                    }
+                ],
+                "responses": {
+                    "200": _json_ok("The job", _ref("Job")),
+                    "404": _error("Unknown job, or not the caller's"),
+                },
             }
         },
     }

@@ -9,7 +9,15 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from flask import Response, current_app, jsonify, request, stream_with_context, url_for
+from flask import (
+    Response,
+    current_app,
+    jsonify,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
+)
 
 from models import Message
 
@@ -277,3 +285,9 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_jsonable(v) for v in value]
     return value
+
+
+@bp.get("/docs")
+def docs():
+    """Interactive documentation (Swagger UI, vendored) of this API."""
+    return render_template("api/docs.html")

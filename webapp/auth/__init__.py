@@ -16,4 +16,4 @@ def _setup(state) -> None:
     init_app(state.app)
 
 
-from . import routes  # noqa: E402,F401
+from . import routes, token_routes  # noqa: E402,F401

@@ -7,9 +7,9 @@ import re
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, current_app, g, request, url_for
-from flask_wtf.csrf import CSRFProtect
 
 from ..extensions import login_manager
+from . import tokens
 from .scope import current_scope
 
 logger = logging.getLogger(__name__)
@@ -27,7 +27,10 @@ def init_app(app: Flask) -> None:
     # A page left open for hours must still be able to post: the token lives as long as the
     # session (the session cookie is HttpOnly + SameSite=Lax; the token is per session).
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)
-    CSRFProtect(app)
+    # Bearer tokens first: a bearer API request is exempt from CSRF (webapp/auth/tokens.py).
+    app.before_request(tokens.authenticate_bearer)
+    app.teardown_request(tokens.forget_bearer_user)
+    tokens.CSRF(app)
 
     if not settings.DISABLED_AUTH:
         _register_oidc_client(app, settings)
