@@ -73,7 +73,8 @@ def test_filter_open_copy_hash_and_trace(live_server, watched, write_reports):
     assert len(rows(page)) == 6
 
     # Filter by type and instrument with the form (keyboard-reachable controls).
-    page.select_option("select[name=type]", ["dataset-ingestion"])
+    page.click("#field-type summary")
+    page.check("#field-type input[value=dataset-ingestion]")
     page.fill("input[name=instrument]", "bl13")
     page.press("input[name=instrument]", "Enter")
     page.wait_for_url("**/?type=dataset-ingestion*")

@@ -46,6 +46,9 @@ from models import Message
 from ..errors import InvalidFilter
 
 STATUSES = ("all", "errored", "ok")
+#: What the pages call each status: "failed" is the operators' word; `errored` stays the URL value
+#: (DESIGN §6) and the column name.
+STATUS_LABELS = {"all": "all", "errored": "failed", "ok": "ok"}
 ACKNOWLEDGED = ("hidden", "shown", "only")
 PAYLOAD_FORMATS = ("json", "xml", "text")
 #: A shorter hash prefix would match too much to be useful (and defeat the index).
@@ -217,7 +220,10 @@ class MessageFilter:
 
     def active(self) -> list[tuple[str, str]]:
         """Human-readable (label, value) pairs of the filters that narrow the list."""
-        return [(k.replace("_", " "), v) for k, v in self.to_args()]
+        return [
+            (k.replace("_", " "), STATUS_LABELS.get(v, v) if k == "status" else v)
+            for k, v in self.to_args()
+        ]
 
     # ---- SQL ------------------------------------------------------------------------------------
     def clauses(self, model: Any = Message) -> list[Any]:

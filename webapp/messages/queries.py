@@ -306,14 +306,15 @@ _TYPES_TTL = 60.0
 _types_cache: dict[str, Any] = {"at": 0.0, "types": ()}
 _types_lock = threading.Lock()
 
-# A loose index scan: one index probe per distinct type (per partition), not a table scan.
+# A loose index scan of the hourly rollups (one probe per distinct type through
+# ix_message_stats_message_type_bucket): never a scan of `messages`.
 _DISTINCT_TYPES = text(
     """
     WITH RECURSIVE t(message_type) AS (
-        (SELECT message_type FROM messages ORDER BY message_type LIMIT 1)
+        (SELECT message_type FROM message_stats ORDER BY message_type LIMIT 1)
         UNION ALL
-        SELECT (SELECT m.message_type FROM messages m WHERE m.message_type > t.message_type
-                ORDER BY m.message_type LIMIT 1)
+        SELECT (SELECT s.message_type FROM message_stats s WHERE s.message_type > t.message_type
+                ORDER BY s.message_type LIMIT 1)
         FROM t WHERE t.message_type IS NOT NULL
     )
     SELECT message_type FROM t WHERE message_type IS NOT NULL LIMIT 500
@@ -321,8 +322,10 @@ _DISTINCT_TYPES = text(
 )
 
 
-def message_types() -> list[str]:
-    """Message types to offer in the filter (stored ones, cached for a minute, plus known ones)."""
+def message_types(scope: Any = None) -> list[str]:
+    """Message types to offer in the filter: stored ones (from the rollups, cached for a minute)
+    plus known ones, narrowed to the types `scope` may see (a user whose groups all name their
+    types is offered only those)."""
     now = time.monotonic()
     with _types_lock:
         if now - _types_cache["at"] < _TYPES_TTL:
@@ -330,7 +333,23 @@ def message_types() -> list[str]:
         else:
             stored = tuple(db.session.execute(_DISTINCT_TYPES).scalars())
             _types_cache.update(at=now, types=stored)
-    return sorted(set(stored) | set(KNOWN_TYPES))
+    offered = set(stored) | set(KNOWN_TYPES)
+    allowed = scope_types(scope) if scope is not None else None
+    if allowed is not None:
+        offered &= allowed
+    return sorted(offered)
+
+
+def scope_types(scope: Any) -> frozenset[str] | None:
+    """The message types `scope` may see; None when it is not limited by type."""
+    if scope.see_all or not scope.restricted:
+        return None
+    allowed: set[str] = set()
+    for rule in scope.rules:
+        if not rule.message_types:
+            return None  # this group sees every type (perhaps limited by identifiers)
+        allowed |= rule.message_types
+    return frozenset(allowed)
 
 
 # ---- trace ----------------------------------------------------------------------------------------

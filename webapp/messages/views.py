@@ -23,6 +23,7 @@ from . import bp, presenters, queries
 from .filters import (
     ACKNOWLEDGED,
     PAYLOAD_FORMATS,
+    STATUS_LABELS,
     STATUSES,
     MessageFilter,
     datetime_local_value,
@@ -52,11 +53,23 @@ def index():
     if request.headers.get("HX-Request") and request.args.get("fragment") == "rows":
         # Infinite scroll asks for the next rows only.
         return render_template("messages/_rows.html", rows=rows, page=page, nav_args=nav_args)
+    settings = current_app.extensions["settings"]
+    # "Jump to a date": the same filters, the list moved to before that day's end (`until`).
+    jump_fields = filters.replace(until=None, until_text=None).to_args()
+    if limit != queries.DEFAULT_LIMIT:
+        jump_fields.append(("limit", str(limit)))
     return render_template(
         "messages/list.html",
         refused=refused,
+        jump_fields=jump_fields,
+        jump_value=filters.until_text
+        if filters.until_text and len(filters.until_text) == 10
+        else "",
+        filter_fields=filters.to_args(),
+        can_acknowledge=scope.can_acknowledge(),
+        can_reingest=scope.can_reingest() and bool(settings.REINGEST_EXCHANGES),
         raw_args=request.args,
-        dashboard_exchange=current_app.extensions["settings"].DASHBOARD_EXCHANGE,
+        dashboard_exchange=settings.DASHBOARD_EXCHANGE,
         since_input=datetime_local_value(filters.since_text, end_of_day=False),
         until_input=datetime_local_value(filters.until_text, end_of_day=True),
         rows=rows,
@@ -64,8 +77,9 @@ def index():
         filters=filters,
         nav_args=nav_args,
         count=queries.count_messages(scope, filters),
-        message_types=queries.message_types(),
+        message_types=queries.message_types(scope),
         statuses=STATUSES,
+        status_labels=STATUS_LABELS,
         acknowledged_choices=ACKNOWLEDGED,
         payload_formats=PAYLOAD_FORMATS,
         scope=scope,

@@ -91,6 +91,101 @@
     }, 0);
   });
 
+  // ---- type picker: checkboxes in a <details> dropdown ----------------------------------------
+  function typeSummary(picker) {
+    var checked = Array.prototype.map.call(
+      picker.querySelectorAll("input[name=type]:checked"), function (box) { return box.value; });
+    var label = picker.querySelector(".type-picker-summary");
+    if (label) { label.textContent = checked.length ? checked.join(", ") : "any type"; }
+  }
+
+  document.addEventListener("change", function (event) {
+    var picker = event.target.closest("[data-type-picker]");
+    if (picker) { typeSummary(picker); }
+  });
+
+  // Close an open picker on a click elsewhere or on Escape (focus back on its summary).
+  document.addEventListener("click", function (event) {
+    Array.prototype.forEach.call(document.querySelectorAll("[data-type-picker][open]"), function (picker) {
+      if (!picker.contains(event.target)) { picker.open = false; }
+    });
+  });
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape") { return; }
+    var picker = event.target.closest && event.target.closest("[data-type-picker][open]");
+    if (picker) {
+      picker.open = false;
+      picker.querySelector("summary").focus();
+    }
+  });
+
+  // ---- selection: tick rows, then acknowledge / re-ingest them (preview and confirm) -----------
+  // Beyond this many rows the preview URL would outgrow what the server accepts in one request
+  // line; "everything matching this filter" has no such bound.
+  var MAX_SELECTED = 300;
+
+  function selectedIds() {
+    return Array.prototype.map.call(
+      document.querySelectorAll("#message-rows input.select-row:checked"), function (box) { return box.value; });
+  }
+
+  function updateSelection() {
+    var form = document.getElementById("selection-form");
+    if (!form) { return; }
+    var ids = selectedIds();
+    var status = document.getElementById("selection-count");
+    var tooMany = ids.length > MAX_SELECTED;
+    if (status) {
+      status.textContent = !ids.length ? "Select rows to act on them"
+        : tooMany ? ids.length + " rows selected: at most " + MAX_SELECTED + " at once (or act on everything matching)"
+        : ids.length + (ids.length === 1 ? " row selected" : " rows selected");
+    }
+    Array.prototype.forEach.call(form.querySelectorAll("[data-needs-selection]"), function (button) {
+      button.disabled = !ids.length || tooMany;
+    });
+    var all = document.getElementById("select-page");
+    if (all) {
+      var boxes = document.querySelectorAll("#message-rows input.select-row");
+      all.checked = boxes.length > 0 && ids.length === boxes.length;
+      all.indeterminate = ids.length > 0 && ids.length < boxes.length;
+    }
+  }
+
+  document.addEventListener("change", function (event) {
+    var target = event.target;
+    if (target.id === "select-page") {
+      Array.prototype.forEach.call(document.querySelectorAll("#message-rows input.select-row"), function (box) {
+        box.checked = target.checked;
+      });
+      updateSelection();
+    } else if (target.classList && target.classList.contains("select-row")) {
+      updateSelection();
+    }
+  });
+
+  // One compact `ids=1,2,3` instead of a repeated argument per row (a shorter preview URL).
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (form.id !== "selection-form") { return; }
+    var ids = selectedIds();
+    if (!ids.length || ids.length > MAX_SELECTED) { event.preventDefault(); updateSelection(); return; }
+    var boxes = document.querySelectorAll("input.select-row");
+    Array.prototype.forEach.call(boxes, function (box) { box.disabled = true; });
+    var field = document.createElement("input");
+    field.type = "hidden";
+    field.name = "ids";
+    field.value = ids.join(",");
+    form.appendChild(field);
+    window.setTimeout(function () {
+      Array.prototype.forEach.call(boxes, function (box) { box.disabled = false; });
+      form.removeChild(field);
+    }, 0);
+  });
+
+  document.addEventListener("DOMContentLoaded", updateSelection);
+  // Rows added by infinite scroll keep the header box and the count honest.
+  document.addEventListener("htmx:afterSwap", updateSelection);
+
   // ---- live updates ----------------------------------------------------------------------------
   function readConfig() {
     var node = document.getElementById("live-config");
@@ -201,6 +296,7 @@
     for (var i = fresh.length - 1; i >= 0; i--) { tbody.insertBefore(fresh[i], tbody.firstChild); }
     var added = message.truncated ? message.total : fresh.length;
     this.bump(added);
+    updateSelection();
     if (message.truncated) {
       this.setStatus("live: " + message.total + " new messages, the newest " + fresh.length + " shown", "live");
     }
