@@ -189,3 +189,36 @@ def test_failed_is_the_label_and_errored_stays_the_url_value(app, db, client):
     assert ">errored<" not in status
     chips = html.split('aria-label="Active filters"')[1].split("</span>\n")[0]
     assert "status: failed" in chips
+
+
+def test_failed_is_the_one_word_on_every_page(app, db, client):
+    failed = seed(
+        app,
+        db,
+        errored=True,
+        message_type="dataset-ingestion",
+        error_message={"callback": "ICATError: down"},
+    )
+    pages = {
+        "list": client.get("/?status=errored"),
+        "detail": client.get(f"/messages/{failed}"),
+        "trace": client.get(f"/messages/{failed}/trace"),
+        "errors": client.get("/errors?range=all"),
+        "stats": client.get("/stats?range=all"),
+    }
+    for name, response in pages.items():
+        assert response.status_code == 200, name
+        html = response.get_data(as_text=True)
+        text = re.sub(r"<script.*?</script>", "", html, flags=re.S)  # data, not text
+        text = re.sub(r"<[^>]+>", " ", text)  # what a person reads (no attributes, no markup)
+        assert not re.search(r"\berrored\b", text, re.I), (
+            name,
+            re.findall(r".{40}errored.{40}", text),
+        )
+    assert ">failed</span>" in pages["detail"].get_data(as_text=True)
+    assert ">failed</span>" in pages["trace"].get_data(as_text=True)
+    errors_html = pages["errors"].get_data(as_text=True)
+    assert "unacknowledged failed messages" in errors_html
+    stats_html = pages["stats"].get_data(as_text=True)
+    assert '<span class="tile-label">failed</span>' in stats_html
+    assert "Failure rate per type" in stats_html

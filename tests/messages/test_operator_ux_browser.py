@@ -256,9 +256,9 @@ def test_help_page_shortcuts_and_empty_states(live_server, page):
     assert "last 30d" in notice.inner_text()
     page.goto(url + "/errors")
     notice = page.locator("#errors-empty")
-    assert "No unacknowledged errors in this range" in notice.inner_text()
+    assert "No unacknowledged failed messages in this range" in notice.inner_text()
     with page.expect_navigation():
-        notice.locator("text=include acknowledged errors").click()
+        notice.locator("text=include acknowledged ones").click()
     assert "acknowledged=shown" in page.url and page.locator("#errors-empty").is_visible()
     assert not csp_errors(page), page.console_errors
 

@@ -59,7 +59,7 @@
     volume.push(xs.map(function () { return 0; }));
     rate.push(xs.map(function () { return null; }));
     volSeries.push({ label: "messages", stroke: PALETTE[0] });
-    rateSeries.push({ label: "error rate", stroke: PALETTE[1] });
+    rateSeries.push({ label: "failure rate", stroke: PALETTE[1] });
   }
   draw(document.getElementById("chart-volume"), volume, volSeries);
   draw(document.getElementById("chart-error-rate"), rate, rateSeries,
