@@ -322,3 +322,12 @@ def test_bulk_reingest_job_through_a_token(
     assert status.status_code == 200 and status.get_json()["job_id"] == job["job_id"]
     # Someone else's job is not found.
     assert fresh(api, "GET", job["status_url"]).status_code == 404
+
+
+def test_out_of_range_ids_are_404(app, db, client):
+    huge = 2**70
+    assert client.get(f"/api/v1/jobs/{huge}").status_code == 404
+    assert client.get(f"/api/v1/messages/{huge}").status_code == 404
+    csrf = session_csrf(client, "/")
+    response = client.post(f"/api/v1/messages/{huge}/acknowledge", headers={"X-CSRFToken": csrf})
+    assert response.status_code == 404
