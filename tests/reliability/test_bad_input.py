@@ -46,17 +46,25 @@ def test_api_far_future_is_a_json_400_naming_it(client, user, path, query, name)
 @pytest.mark.parametrize("path", PAGES)
 @pytest.mark.parametrize(("query", "name"), PAGE_FAR_FUTURE)
 def test_page_far_future_is_a_400_that_keeps_the_other_input(client, user, path, query, name):
+    """The page itself answers (400): the refused field is marked next to its input with the
+    reason and keeps what was typed; every other filter is applied and stays in the form."""
     query = {**query, "type": "dataset-ingestion", "acknowledged": "shown"}
     response = client.get(path, query_string=query, headers={"Accept": "text/html"})
     assert response.status_code == 400, response.get_data(as_text=True)[:300]
     text = response.get_data(as_text=True)
-    assert "9999" in text and name in text
-    retry = _retry_link(text)
-    assert urlsplit(retry).path == path
-    kept = parse_qs(urlsplit(retry).query)
-    assert kept == {k: [v] for k, v in query.items() if k != name}
-    if "since" not in query:  # (9990 stays after "now" without its `until`)
-        assert client.get(retry).status_code == 200
+    field = re.search(rf'<input id="field-{name}"[^>]*>', text)
+    assert field, f"no {name} field on the page"
+    assert 'aria-invalid="true"' in field.group(0)
+    assert f'value="{query[name]}"' in field.group(0), "the typed value is kept"
+    error = re.search(rf'<span class="field-error" id="error-{name}">([^<]*)</span>', text)
+    assert error and "9999" in error.group(1)
+    assert 'role="alert"' in text and f'href="#field-{name}"' in text
+    # The other filters stay in the form, applied.
+    assert re.search(r'value="dataset-ingestion"[^>]*(selected|checked)', text) or re.search(
+        r'(selected|checked)[^>]*value="dataset-ingestion"', text
+    ), "the type filter is kept"
+    if path == "/errors":  # (/stats has no acknowledged field)
+        assert re.search(r'<input id="field-acknowledged"[^>]*value="shown"[^>]*checked', text)
 
 
 def test_moments_up_to_the_limit_still_work(client):
