@@ -331,3 +331,12 @@ def test_out_of_range_ids_are_404(app, db, client):
     csrf = session_csrf(client, "/")
     response = client.post(f"/api/v1/messages/{huge}/acknowledge", headers={"X-CSRFToken": csrf})
     assert response.status_code == 404
+
+
+def test_bulk_preview_of_selected_ids(app, db, client, auth_enabled, seeded, bl06_user):
+    token = create_token(client, bl06_user)
+    ids = f"{seeded.ids['A']},{seeded.ids['B']}"  # B is out of the user's scope
+    preview = fresh(
+        app.test_client(), "GET", f"/api/v1/actions/acknowledge?ids={ids}", headers=bearer(token)
+    )
+    assert preview.status_code == 200 and preview.get_json()["count"] == 1

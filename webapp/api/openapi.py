@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..actions.queries import THROUGH_ID
+from ..actions.queries import IDS, MAX_SELECTED_IDS, THROUGH_ID
 from ..messages.filters import ACKNOWLEDGED, MIN_HASH_PREFIX, PAYLOAD_FORMATS, STATUSES
 from ..messages.queries import MAX_LIMIT
 from ..stats.filters import DEFAULT_RANGE, RANGES, UNSUPPORTED
@@ -430,7 +430,15 @@ _EXPECTED = _query(
     "The preview's count, recorded in the audit row (bulk acknowledge: 409 when it differs).",
     {"type": "integer", "minimum": 0},
 )
-BULK_PARAMETERS = FILTER_PARAMETERS + [_THROUGH_ID, _EXPECTED]
+_SELECTED = _query(
+    IDS,
+    f"Only these message ids (repeat, or comma-separated; at most {MAX_SELECTED_IDS}), still "
+    "ANDed with the filter, scope and grant.",
+    {"type": "array", "items": {"type": "integer", "minimum": 1}, "maxItems": MAX_SELECTED_IDS},
+    style="form",
+    explode=True,
+)
+BULK_PARAMETERS = FILTER_PARAMETERS + [_SELECTED, _THROUGH_ID, _EXPECTED]
 _BULK_BODY = {
     "required": False,
     "description": "The same arguments as a JSON object (an alternative to the query string).",
