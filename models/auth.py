@@ -21,6 +21,7 @@ from sqlalchemy import (
     event,
     func,
     inspect,
+    update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
@@ -147,9 +148,15 @@ class AuditLog(Base):
 
 @event.listens_for(Session, "before_flush")
 def _end_sessions_of_deactivated_users(session, flush_context, instances) -> None:
-    """Deactivating a user ends all of their sessions, whoever or whatever deactivates them."""
+    """Deactivating a user ends all of their sessions and revokes their API tokens, whoever or
+    whatever deactivates them: a later reactivation revives neither old cookies nor old tokens."""
     for obj in list(session.dirty):
         if not isinstance(obj, User) or obj.active or obj.id is None:
             continue
         if inspect(obj).attrs.active.history.has_changes():
             session.execute(delete(UserSession).where(UserSession.user_id == obj.id))
+            session.execute(
+                update(ApiToken)
+                .where(ApiToken.user_id == obj.id, ApiToken.revoked_at.is_(None))
+                .values(revoked_at=func.now())
+            )

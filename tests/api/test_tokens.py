@@ -146,6 +146,10 @@ def test_deactivated_users_token_refused(app, db, client, auth_enabled, seeded, 
     bl06_user.active = False
     db.session.commit()
     assert fresh(other, "GET", "/api/v1/messages", headers=bearer(token)).status_code == 401
+    # Reactivated, the person signs in again; the old token stays revoked.
+    bl06_user.active = True
+    db.session.commit()
+    assert fresh(other, "GET", "/api/v1/messages", headers=bearer(token)).status_code == 401
 
 
 def test_unknown_token_refused_even_with_a_session(app, db, client, auth_enabled, bl06_user):
