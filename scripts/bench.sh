@@ -24,7 +24,8 @@ set +a
 # costs stay at their defaults. Applied once to the bench cluster; shared_buffers needs a restart.
 tune=(shared_buffers=2GB effective_cache_size=12GB maintenance_work_mem=512MB max_wal_size=8GB
   checkpoint_timeout=15min)
-psql=(psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -qtA -v ON_ERROR_STOP=1)
+# The unix socket (local trust, only its owner may enter): TCP needs a password (services.sh).
+psql=(psql -h "$RUN_DIR/postgres/sock" -p "$PG_PORT" -U postgres -d postgres -qtA -v ON_ERROR_STOP=1)
 restart=0
 for kv in "${tune[@]}"; do
   name=${kv%%=*} value=${kv#*=}

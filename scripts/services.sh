@@ -23,10 +23,19 @@ RMQ_DIST_PORT=${RMQ_DIST_PORT:-25674}
 ERL_EPMD_PORT=${ERL_EPMD_PORT:-25675}
 PG_DB=${POSTGRES_DB:-pacer-dashboard}
 PG_USER=${POSTGRES_USER:-pacer-dashboard}
-PG_PASSWORD=${POSTGRES_PASSWORD:-pacer-local}
 RMQ_USER=${RMQ_USERNAME:-pacer-dashboard}
-# Deliberately contains / @ : % so every local run proves the URL quoting works.
-RMQ_PASS=${RMQ_PASSWORD:-pa/ss@w:rd%local}
+# No shared default passwords: unless given, each RUN_DIR generates its own once, kept in
+# $RUN_DIR/secrets/ (mode 600) and written to $RUN_DIR/env. The broker's deliberately contains
+# / @ : % so every local run proves the URL quoting works.
+secret() {  # secret NAME LEGACY [SUFFIX]: the stored one, else LEGACY when given, else a new one
+  local file=$RUN_DIR/secrets/$1
+  if [ ! -s "$file" ]; then
+    mkdir -p "$RUN_DIR/secrets" && chmod 0700 "$RUN_DIR/secrets"
+    (umask 077; if [ -n "$2" ]; then printf '%s\n' "$2"; else
+      printf '%s%s\n' "$(od -An -tx1 -N18 /dev/urandom | tr -d ' \n')" "${3:-}"; fi >"$file")
+  fi
+  cat "$file"
+}
 
 # The cluster lives in $RUN_DIR/postgres, or where that symlink points (see prepare_pg_dir).
 PG_LINK=$RUN_DIR/postgres
@@ -159,9 +168,16 @@ start_postgres() {
     return
   fi
   if [ ! -f "$PG_DATA/PG_VERSION" ]; then
-    as_pg "$bin/initdb" -D "$PG_DATA" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 \
-      --no-sync >"$PG_DIR/initdb.log" 2>&1 || { cat "$PG_DIR/initdb.log" >&2; die "initdb failed"; }
+    as_pg "$bin/initdb" -D "$PG_DATA" -U postgres --auth-local=trust --auth-host=scram-sha-256 \
+      -E UTF8 --locale=C.UTF-8 --no-sync >"$PG_DIR/initdb.log" 2>&1 ||
+      { cat "$PG_DIR/initdb.log" >&2; die "initdb failed"; }
   fi
+  # TCP (127.0.0.1, reachable by every local user) needs the password; the unix socket, in a
+  # directory only the cluster's owner can enter, is how this script administers it. Written at
+  # every start, so clusters made by older versions (trust everywhere) are closed too.
+  printf '%s\n' "local all all trust" "host all all 127.0.0.1/32 scram-sha-256" \
+    "host all all ::1/128 scram-sha-256" | as_pg tee "$PG_DATA/pg_hba.conf" >/dev/null
+  chmod 0700 "$PG_SOCK"
   local extra=()
   if [ "${PG_FAST:-0}" = 1 ]; then
     # Throwaway clusters only (tests): never for benchmarks that are quoted.
@@ -170,10 +186,12 @@ start_postgres() {
   as_pg "$bin/pg_ctl" -D "$PG_DATA" -l "$PG_DIR/postgres.log" -w -t 60 \
     -o "-k $PG_SOCK -p $PG_PORT -c listen_addresses=127.0.0.1 -c max_connections=200 ${extra[*]}" \
     start >/dev/null || { tail -20 "$PG_DIR/postgres.log" >&2; die "PostgreSQL did not start"; }
-  local psql=(psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -v ON_ERROR_STOP=1 -qtA)
+  local psql=(as_pg psql -h "$PG_SOCK" -p "$PG_PORT" -U postgres -v ON_ERROR_STOP=1 -qtA)
   if [ -z "$("${psql[@]}" -d postgres -c "select 1 from pg_roles where rolname='$PG_USER'")" ]; then
-    "${psql[@]}" -d postgres -c "create role \"$PG_USER\" login superuser password '$PG_PASSWORD'"
+    "${psql[@]}" -d postgres -c "create role \"$PG_USER\" login superuser"
   fi
+  # (Again at every start: the password in $RUN_DIR/env is the one that works.)
+  "${psql[@]}" -d postgres -c "alter role \"$PG_USER\" password '${PG_PASSWORD//\'/\'\'}'"
   if [ -z "$("${psql[@]}" -d postgres -c "select 1 from pg_database where datname='$PG_DB'")" ]; then
     "${psql[@]}" -d postgres -c "create database \"$PG_DB\" owner \"$PG_USER\""
   fi
@@ -286,6 +304,11 @@ RMQ_PASSWORD='$RMQ_PASS'
 RMQ_VHOST=/
 EOF
 }
+
+PG_PASSWORD=${POSTGRES_PASSWORD:-$(secret postgres-password "")}
+legacy_rmq=""  # a broker node made before passwords were generated keeps the one it was given
+[ -n "$(ls -A "$RMQ_DIR/mnesia" 2>/dev/null)" ] && legacy_rmq='pa/ss@w:rd%local'
+RMQ_PASS=${RMQ_PASSWORD:-$(secret rabbitmq-password "$legacy_rmq" '/s@p:%')}
 
 case "${1:-start}" in
   start)

@@ -63,13 +63,16 @@ def services(command: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     )
 
 
-def query(port: int, sql: str):
+PASSWORD = "test-" + os.urandom(8).hex()
+
+
+def query(port: int, sql: str, password: str = PASSWORD):
     conn = psycopg2.connect(
         host="127.0.0.1",
         port=port,
         dbname="pacer-dashboard",
         user="pacer-dashboard",
-        password="pacer-local",
+        password=password,
         connect_timeout=5,
     )
     conn.autocommit = True
@@ -94,6 +97,7 @@ def test_root_with_a_private_run_dir_keeps_the_cluster_where_postgres_can_reach_
         "PG_PORT": str(port),
         "PG_FAST": "1",
         "PG_RELOCATED_BASE": str(base),
+        "POSTGRES_PASSWORD": PASSWORD,
     }
     reach = subprocess.run(  # noqa: S603
         ["runuser", "-u", "postgres", "--", "test", "-x", str(private)],  # noqa: S607
@@ -143,3 +147,33 @@ def test_root_with_a_private_run_dir_keeps_the_cluster_where_postgres_can_reach_
     finally:
         services("pg-stop", env)
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_each_run_dir_generates_its_own_passwords_and_tcp_needs_them(tmp_path):
+    """No shared default password: without POSTGRES_PASSWORD/RMQ_PASSWORD a RUN_DIR generates its
+    own (mode 600, written to $RUN_DIR/env); TCP on 127.0.0.1 needs the password."""
+    run_dir = tmp_path / "run"
+    port = free_low_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("POSTGRES_PASSWORD", "RMQ_PASSWORD")}
+    env.update(RUN_DIR=str(run_dir), PG_PORT=str(port), PG_FAST="1")
+    try:
+        started = services("pg-start", env)
+        assert started.returncode == 0, started.stderr
+        secret = run_dir / "secrets" / "postgres-password"
+        assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+        generated = secret.read_text().strip()
+        assert len(generated) >= 32 and generated != "pacer-local"
+        assert query(port, "SELECT 1", password=generated) == [(1,)]
+        for wrong in ("pacer-local", ""):
+            with pytest.raises(psycopg2.OperationalError, match="password"):
+                query(port, "SELECT 1", password=wrong)
+        # The broker's is generated too, with / @ : % in it (URL quoting is always exercised).
+        rmq = (run_dir / "secrets" / "rabbitmq-password").read_text().strip()
+        assert rmq != "pa/ss@w:rd%local" and all(c in rmq for c in "/@:%")
+        # The same RUN_DIR keeps its passwords.
+        assert services("pg-stop", env).returncode == 0
+        assert services("pg-start", env).returncode == 0
+        assert secret.read_text().strip() == generated
+        assert query(port, "SELECT 1", password=generated) == [(1,)]
+    finally:
+        services("pg-stop", env)
