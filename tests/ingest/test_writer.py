@@ -134,8 +134,9 @@ def test_a_report_the_database_refuses_is_quarantined_alone(pg, options, monkeyp
         assert "database rejected the report" in cur.fetchone()[0]
 
 
-def test_connection_failure_propagates_and_stores_nothing(pg, options):
-    broken = psycopg2.connect(pg.dsn)
+def test_connection_failure_propagates_and_stores_nothing(pg, options, settings):
+    # (pg.dsn hides the password, which the private PostgreSQL requires on TCP)
+    broken = psycopg2.connect(admin_dsn(settings.POSTGRES_DB))
     broken.close()
     with pytest.raises(psycopg2.InterfaceError):
         write_batch(broken, [raw(report_body())], options)
