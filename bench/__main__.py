@@ -57,6 +57,15 @@ def rows_for(name: str, result: dict) -> list[tuple[str, str, str, str]]:
             if r["kind"] == "csv":
                 figure += f", {r['rows_per_second']:,} rows/s"
             out.append(("queries", r["name"], figure, f"{r['target']}: {mark(r['met'])}"))
+        for r in result.get("compare", {}).get("scaling", []):
+            out.append(
+                (
+                    "queries",
+                    f"{r['name']}: {r['small_rows'] // 1000:,}k -> {r['large_rows'] // 1000:,}k rows",
+                    f"median {r['small_median_ms']} -> {r['large_median_ms']} ms = {r['ratio']}x",
+                    f"{r['target']}: {mark(r['met'])}",
+                )
+            )
     elif name == "live":
         out.append(
             (
@@ -97,6 +106,12 @@ def main(argv=None) -> int:
     parser.add_argument("--query-rows", type=int, default=5_000_000)
     parser.add_argument("--query-months", type=int, default=24)
     parser.add_argument("--query-runs", type=int, default=20)
+    parser.add_argument(
+        "--query-compare-rows",
+        type=int,
+        default=1_000_000,
+        help="the smaller data set of the cost-as-the-data-grows ratios (0: none)",
+    )
     parser.add_argument("--reuse", action="store_true", help="reuse the loaded query database")
     parser.add_argument("--live-rate", type=int, default=200)
     parser.add_argument("--live-sockets", type=int, default=50)
@@ -134,6 +149,10 @@ def main(argv=None) -> int:
                     str(args.query_months),
                     "--runs",
                     str(args.query_runs),
+                    "--compare-rows",
+                    str(
+                        args.query_compare_rows if args.query_compare_rows < args.query_rows else 0
+                    ),
                     *(["--reuse"] if args.reuse else []),
                 ]
             )

@@ -72,3 +72,23 @@ def test_live_benchmark_times_publish_to_socket(results):
     assert out["latency_p95_ms"] is not None and out["latency_p95_ms"] > 0
     assert out["web_cpu_cores"] > 0
     assert bench_main.rows_for("live", out)[1][1].startswith("gunicorn CPU")
+
+
+def test_queries_scaling_ratio_judges_the_keyset_requests_only():
+    def r(name, kind, median):
+        return {"name": name, "kind": kind, "median_ms": median, "p95_ms": median}
+
+    small = [r("list", "list", 10.0), r("trace", "trace", 10.0), r("all", "stats-all", 10.0)]
+    large = [r("list", "list", 14.0), r("trace", "trace", 16.0), r("all", "stats-all", 50.0)]
+    out = queries.scaling(small, large, 1_000_000, 5_000_000)
+    assert [(s["ratio"], s["met"]) for s in out] == [(1.4, True), (1.6, False), (5.0, True)]
+    rows = bench_main.rows_for(
+        "queries",
+        {
+            "data": {"rows": 5, "months": 1, "reused": True},
+            "results": [],
+            "compare": {"scaling": out},
+        },
+    )
+    assert rows[2][1] == "trace: 1,000k -> 5,000k rows" and rows[2][3].endswith(": NO")
+    assert queries.compare_db_name("bench_queries", 1_000_000) == "bench_queries_1m"
