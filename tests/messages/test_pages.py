@@ -28,7 +28,7 @@ RAW_MARKUP = ("<script>alert", "<svg onload", "<img src=x", "<iframe", "<b>callb
 
 
 def scope_as(monkeypatch, scope: Scope) -> None:
-    for module in ("webapp.messages.views", "webapp.api.routes"):
+    for module in ("webapp.messages.routes", "webapp.api.routes"):
         monkeypatch.setattr(f"{module}.current_scope", lambda fresh=False: scope)
 
 
