@@ -6,6 +6,7 @@ end in a 500. Report data inside error messages is escaped by the template like 
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -64,6 +65,21 @@ def error_response(status: int, title: str, message: str, field: str | None = No
         ),
         status,
     )
+
+
+def keep_audit_on_error(view):
+    """Refusals are audited: on a DomainError commit the session (its audit row), then answer."""
+    from .extensions import db
+
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        try:
+            return view(*args, **kwargs)
+        except DomainError:
+            db.session.commit()
+            raise
+
+    return wrapper
 
 
 def parse_keeping_input(parse: Callable[[Any], T], args: Any) -> tuple[T, dict[str, str]]:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import OperationalError
 
 from models import AuditLog, Message
 
@@ -14,11 +16,17 @@ from ..auth.scope import Scope
 from ..errors import DomainError
 from ..extensions import db
 
+logger = logging.getLogger(__name__)
+
 #: Routing keys offered for re-ingestion come from this recent window of traffic.
 ROUTING_KEY_WINDOW = timedelta(days=30)
 ROUTING_KEY_SAMPLE = 50_000
 #: Bulk audit rows keep the ids only up to this many messages (the count and filter always).
 AUDIT_MAX_IDS = 1000
+#: The `mode` of a bulk acknowledgement.
+BULK_MODES = ("acknowledge", "unacknowledge")
+#: A preview count longer than this is reported as unknown rather than holding the page.
+PREVIEW_COUNT_TIMEOUT_MS = 10_000
 
 
 def get_message(scope: Scope, message_id: int) -> Message:
@@ -163,3 +171,22 @@ def job(job_id: int) -> AuditLog:
 def set_statement_timeout(milliseconds: int) -> None:
     """Bound a bulk preview count so a huge filter cannot hold a web worker."""
     db.session.execute(text(f"SET LOCAL statement_timeout = {int(milliseconds)}"))
+
+
+def preview_count(stmt) -> int | None:
+    """Exact count of a bulk preview's message-id SELECT; None when it takes too long."""
+    try:
+        with db.session.begin_nested():
+            set_statement_timeout(PREVIEW_COUNT_TIMEOUT_MS)
+            return count_matching(stmt)
+    except OperationalError:
+        logger.info("bulk preview count timed out")
+        return None
+
+
+def expected_arg(raw: str | None) -> int | None:
+    """The `expected` count a bulk confirmation carries (None when absent); 400 if not a number."""
+    try:
+        return int(raw) if raw not in (None, "") else None
+    except ValueError:
+        raise DomainError("expected must be a number", field="expected") from None

@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 
 from flask import current_app, redirect, render_template, request, url_for
-from sqlalchemy.exc import OperationalError
 from werkzeug.datastructures import MultiDict
 from werkzeug.routing import BuildError
 
 from ..auth.scope import current_scope
-from ..errors import DomainError
+from ..errors import DomainError, keep_audit_on_error
 from ..extensions import db
 from . import bp, editor, queries, ratelimit, services, targets
 from .services import PermissionDenied, ReingestRequest
 
 logger = logging.getLogger(__name__)
-
-BULK_MODES = ("acknowledge", "unacknowledge")
-#: A preview count longer than this is reported as unknown rather than holding the page.
-PREVIEW_COUNT_TIMEOUT_MS = 10_000
 
 
 def _settings():
@@ -36,20 +30,6 @@ def message_url(message_id: int) -> str:
         return url_for("messages.detail", message_id=message_id)
     except BuildError:
         return f"/messages/{message_id}"
-
-
-def keep_audit_on_error(view):
-    """Refusals and failures are audited: commit the audit row, then let the error answer."""
-
-    @functools.wraps(view)
-    def wrapper(*args, **kwargs):
-        try:
-            return view(*args, **kwargs)
-        except DomainError:
-            db.session.commit()
-            raise
-
-    return wrapper
 
 
 def _require_login_or_permission(allowed: bool, what: str) -> None:
@@ -261,24 +241,14 @@ def _render_reingest(message, payload, routing_key, error=None, result=None, blo
 # ---- bulk ----------------------------------------------------------------------------------------
 
 
-def _preview_count(stmt) -> int | None:
-    try:
-        with db.session.begin_nested():
-            queries.set_statement_timeout(PREVIEW_COUNT_TIMEOUT_MS)
-            return queries.count_matching(stmt)
-    except OperationalError:
-        logger.info("bulk preview count timed out")
-        return None
-
-
 @bp.route("/actions/acknowledge", methods=["GET", "POST"])
 @keep_audit_on_error
 def bulk_acknowledge():
     scope = current_scope()
     args = request.values
     mode = args.get("mode", "acknowledge")
-    if mode not in BULK_MODES:
-        raise DomainError(f"mode must be one of {', '.join(BULK_MODES)}", field="mode")
+    if mode not in queries.BULK_MODES:
+        raise DomainError(f"mode must be one of {', '.join(queries.BULK_MODES)}", field="mode")
     if request.method == "GET":
         _require_login_or_permission(scope.can_acknowledge(), "acknowledge messages")
         args = _frozen(args)
@@ -288,11 +258,11 @@ def bulk_acknowledge():
         return render_template(
             "actions/bulk_preview.html",
             action=mode,
-            count=_preview_count(stmt),
+            count=queries.preview_count(stmt),
             fields=_hidden_fields(args),
             post_url=url_for("actions.bulk_acknowledge"),
         )
-    expected = _int_or_none(args.get("expected"))
+    expected = queries.expected_arg(args.get("expected"))
     row = services.bulk_set_acknowledged(scope, args, mode == "acknowledge", expected)
     db.session.commit()
     return render_template("actions/bulk_done.html", row=row, action=mode)
@@ -313,9 +283,9 @@ def bulk_reingest():
         return render_template(
             "actions/bulk_preview.html",
             action="reingest",
-            count=_preview_count(stmt.where(targets.allowed_clause(settings))),
+            count=queries.preview_count(stmt.where(targets.allowed_clause(settings))),
             refused=services.refused_summary_bounded(
-                scope, args, settings, PREVIEW_COUNT_TIMEOUT_MS
+                scope, args, settings, queries.PREVIEW_COUNT_TIMEOUT_MS
             ),
             fields=_hidden_fields(args),
             post_url=url_for("actions.bulk_reingest"),
@@ -323,7 +293,9 @@ def bulk_reingest():
         )
     # Validate the filter now (a 400 here, not a failed job later).
     queries.filtered_messages(scope, args, "reingest")
-    job = services.start_bulk_reingest(scope, args, _int_or_none(args.get("expected")), settings)
+    job = services.start_bulk_reingest(
+        scope, args, queries.expected_arg(args.get("expected")), settings
+    )
     db.session.commit()
     from tasks.actions import bulk_reingest as task
 
@@ -361,10 +333,3 @@ def _frozen(args) -> MultiDict:
 def _hidden_fields(args) -> list[tuple[str, str]]:
     skip = {"csrf_token", "expected"}
     return [(key, value) for key in args for value in args.getlist(key) if key not in skip]
-
-
-def _int_or_none(raw):
-    try:
-        return int(raw) if raw not in (None, "") else None
-    except ValueError:
-        raise DomainError("expected must be a number", field="expected") from None

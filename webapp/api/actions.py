@@ -17,9 +17,8 @@ from werkzeug.datastructures import MultiDict
 
 from ..actions import queries as action_queries
 from ..actions import ratelimit, services, targets
-from ..actions.routes import BULK_MODES, _int_or_none, _preview_count, keep_audit_on_error
 from ..auth.scope import current_scope
-from ..errors import DomainError
+from ..errors import DomainError, keep_audit_on_error
 from ..extensions import db
 from . import bp
 
@@ -166,8 +165,10 @@ def bulk_acknowledge():
     scope = current_scope()
     args = action_args()
     mode = args.get("mode", "acknowledge")
-    if mode not in BULK_MODES:
-        raise DomainError(f"mode must be one of {', '.join(BULK_MODES)}", field="mode")
+    if mode not in action_queries.BULK_MODES:
+        raise DomainError(
+            f"mode must be one of {', '.join(action_queries.BULK_MODES)}", field="mode"
+        )
     hidden = "hidden" if mode == "acknowledge" else "only"
     if request.method == "GET":
         if not scope.can_acknowledge():
@@ -177,12 +178,12 @@ def bulk_acknowledge():
         return jsonify(
             {
                 "mode": mode,
-                "count": _preview_count(stmt),
+                "count": action_queries.preview_count(stmt),
                 "through_id": int(args[action_queries.THROUGH_ID]),
             }
         )
     _require_bound(args)
-    expected = _int_or_none(args.get("expected"))
+    expected = action_queries.expected_arg(args.get("expected"))
     if expected is not None and scope.can_acknowledge():
         stmt = action_queries.filtered_messages(scope, args, "acknowledge", acknowledged=hidden)
         found = action_queries.count_matching(stmt)
@@ -223,7 +224,7 @@ def bulk_reingest():
         refused = services.refused_summary_bounded(scope, args, settings, 10_000)
         return jsonify(
             {
-                "count": _preview_count(stmt.where(targets.allowed_clause(settings))),
+                "count": action_queries.preview_count(stmt.where(targets.allowed_clause(settings))),
                 "through_id": int(args[action_queries.THROUGH_ID]),
                 "refused": {"count": refused["count"], "exchanges": refused["exchanges"]}
                 if refused
@@ -233,7 +234,9 @@ def bulk_reingest():
         )
     _require_bound(args)
     action_queries.filtered_messages(scope, args, "reingest")  # a 400 now, not a failed job
-    job = services.start_bulk_reingest(scope, args, _int_or_none(args.get("expected")), settings)
+    job = services.start_bulk_reingest(
+        scope, args, action_queries.expected_arg(args.get("expected")), settings
+    )
     db.session.commit()
     from tasks.actions import bulk_reingest as task
 
