@@ -20,6 +20,7 @@ from flask import (
 )
 
 from models import Message
+from models.identifiers import PROMOTED_IDENTIFIERS
 
 from ..auth.scope import current_scope
 from ..errors import InvalidFilter
@@ -135,15 +136,8 @@ CSV_COLUMNS = (
     "payload_format",
     "report_id",
 )
-CSV_DETAIL_COLUMNS = (
-    "instrument",
-    "investigation",
-    "dataset",
-    "dataset_id",
-    "visit_id",
-    "error_summary",
-    "error_fingerprint",
-)
+#: The promoted identifiers (models/identifiers.py), then what is read from the error text.
+CSV_DETAIL_COLUMNS = (*PROMOTED_IDENTIFIERS, "error_summary", "error_fingerprint")
 
 
 #: What the export reads, in CSV_COLUMNS (+ CSV_DETAIL_COLUMNS) order: no identifiers object
@@ -162,11 +156,7 @@ _CSV_QUERY_COLUMNS = (
     Message.hash,
     Message.payload_format,
     Message.report_id,
-    Message.instrument,
-    Message.investigation,
-    Message.dataset,
-    Message.dataset_id,
-    Message.visit_id,
+    *(getattr(Message, name) for name in PROMOTED_IDENTIFIERS),
     Message.error_message,
     Message.error_fingerprint,
 )

@@ -6,6 +6,7 @@ INTERFACE (used by every page, fragment, API, export, stat, action and WebSocket
     stmt = scope.apply(select(...), Message)  # adds the WHERE clause of the user's scope
     scope.details                             # may see payload, identifiers, error text
     scope.can_see(field) / scope.visible(d)   # THE field rule of every page, API and socket
+    scope.check_filters(filters)              # 403 for filters that would reveal hidden fields
     scope.see_all                             # admin or auth disabled: no row restriction
     scope.is_admin                            # reaches /admin
     scope.can_acknowledge() / can_reingest(message_type)
@@ -18,10 +19,13 @@ Rules:
   compared case-insensitively; a message lacking the identifier does not match. A user's scope is
   the union of their groups' scopes.
 - Anonymous and group-less users (auth enabled) see every row, but metadata only (`details` is
-  False): METADATA_FIELDS and nothing else. Presenters pass what they show through
-  `scope.visible()` (or `visible_fields()`), a trace links messages only through fields the
-  scope `can_see()` (the hash, never identifiers), and error groups without details are counts
-  per message type and time.
+  False): METADATA_FIELDS and nothing else. Presenters (webapp/messages/presenters.py, given
+  the Scope) pass what they show through `scope.visible()`; templates render what they get. A
+  trace links messages only through fields the scope `can_see()` (the hash, never identifiers),
+  and error groups without details are counts per message type and time.
+- Every area that accepts filters calls `scope.check_filters(filters)`: a filter on a field the
+  scope may not see (DETAIL_FILTERS: identifiers, error fingerprint, free text) is a 403, so a
+  filter cannot be used to probe hidden values.
 - Members of ADMIN_GROUP, and everyone when DISABLED_AUTH is true, see and may do everything.
 
 The scope is computed from the database at each request (cached on that request object
@@ -36,9 +40,10 @@ from typing import Any
 
 from flask import current_app, has_request_context, request
 from sqlalchemy import and_, case, exists, false, func, or_, select, true
+from werkzeug.exceptions import Forbidden
 
-#: Identifiers promoted to their own columns of `messages` (instrument is stored lower-cased).
-PROMOTED_IDENTIFIERS = ("instrument", "investigation", "dataset", "dataset_id", "visit_id")
+from models.identifiers import BY_NAME as _IDENTIFIERS
+from models.identifiers import PROMOTED_IDENTIFIERS
 
 #: Actor recorded in the audit log when nobody is logged in because auth is disabled.
 AUTH_DISABLED_ACTOR = "anonymous (auth disabled)"
@@ -77,6 +82,12 @@ METADATA_FIELDS = frozenset(
         "last_seen_at",
     }
 )
+
+
+#: Filter arguments that would reveal what only `details` shows (a metadata-only user could probe
+#: identifier values or error texts with them): the promoted identifiers, the error fingerprint
+#: and free text over identifiers and errors. Scope.check_filters refuses them.
+DETAIL_FILTERS: tuple[str, ...] = (*PROMOTED_IDENTIFIERS, "fingerprint", "q")
 
 
 def visible_fields(fields: Mapping[str, Any], details: bool) -> dict[str, Any]:
@@ -153,9 +164,9 @@ class Rule:
 
 def _identifier_clause(model, key: str, values: frozenset[str]):
     ordered = sorted(values)
-    if key in PROMOTED_IDENTIFIERS and hasattr(model, key):
+    if key in _IDENTIFIERS and hasattr(model, key):
         column = getattr(model, key)
-        if key == "instrument":
+        if _IDENTIFIERS[key].lower_case:
             # Stored lower-cased (also in message_stats), so the plain index serves the filter.
             return column.in_(ordered)
         return func.lower(column).in_(ordered)
@@ -221,6 +232,19 @@ class Scope:
     def visible(self, fields: Mapping[str, Any]) -> dict[str, Any]:
         """`fields` (a row, a group, a stage as a dict) without what this scope may not see."""
         return visible_fields(fields, self.details)
+
+    def check_filters(self, filters: Any) -> None:
+        """Forbidden (403) when `filters` (any area's filter: messages, stats, errors, stalled
+        runs, bulk actions, sockets) uses an argument of DETAIL_FILTERS this scope may not see."""
+        used = [
+            name
+            for name in DETAIL_FILTERS
+            if getattr(filters, name, None) not in (None, "") and not self.can_see(name)
+        ]
+        if used:
+            raise Forbidden(
+                f"Filtering by {', '.join(used)} needs a login with access to message details."
+            )
 
     # ---- which rows -----------------------------------------------------------------------------
     def apply(self, stmt, model):

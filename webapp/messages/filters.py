@@ -17,9 +17,9 @@ pages can carry `cursor`, `limit`, `format`, ...):
 `type`          message type, repeatable (`?type=a&type=b`: either type)
 `status`        `all` (default), `errored`, `ok`
 `acknowledged`  `hidden` (default: acknowledged messages are not listed), `shown`, `only`
-`instrument`    exact, case-insensitive (the column is stored lower-cased)
-`investigation`, `dataset`, `dataset_id`, `visit_id`
-                exact match on the promoted identifier column
+`instrument`, `investigation`, `dataset`, `dataset_id`, `visit_id`
+                exact match on the promoted identifier column; one argument per identifier of
+                models/identifiers.py (instrument is case-insensitive: stored lower-cased)
 `hash`          full hash, or a prefix of at least 6 characters (case-insensitive)
 `id`            a report id (envelope id), or a numeric message id
 `routing_key`   exact
@@ -42,6 +42,7 @@ from typing import Any
 from sqlalchemy import and_, or_
 
 from models import Message
+from models.identifiers import IDENTIFIERS
 
 from ..errors import InvalidFilter
 
@@ -60,12 +61,8 @@ MAX_TYPES = 50
 MIN_QUERY_LENGTH = 3
 _BIGINT_MAX = 2**63 - 1
 
-#: Exact-match text filters: query argument → column.
+#: Exact-match text filters besides the identifiers: query argument → column.
 _EXACT_COLUMNS = {
-    "investigation": Message.investigation,
-    "dataset": Message.dataset,
-    "dataset_id": Message.dataset_id,
-    "visit_id": Message.visit_id,
     "routing_key": Message.routing_key,
     "fingerprint": Message.error_fingerprint,
 }
@@ -78,11 +75,13 @@ class MessageFilter:
     types: tuple[str, ...] = ()
     status: str = "all"
     acknowledged: str = "hidden"
-    instrument: str | None = None
-    investigation: str | None = None
-    dataset: str | None = None
-    dataset_id: str | None = None
-    visit_id: str | None = None
+    # One field per promoted identifier, declared in models/identifiers.py (`instrument`,
+    # `investigation`, ...: `str | None`, None = not filtered), so a new identifier is a filter
+    # without an edit here.
+    for _identifier in IDENTIFIERS:
+        __annotations__[_identifier.name] = "str | None"
+        vars()[_identifier.name] = None
+    del _identifier
     hash: str | None = None
     id: str | None = None
     routing_key: str | None = None
@@ -123,8 +122,8 @@ class MessageFilter:
             )
         values["acknowledged"] = acknowledged
 
-        instrument = _get(args, "instrument")
-        values["instrument"] = instrument.lower() if instrument else None
+        for identifier in IDENTIFIERS:
+            values[identifier.name] = identifier.normalise(_get(args, identifier.name))
         for name in _EXACT_COLUMNS:
             values[name] = _get(args, name)
 
@@ -178,11 +177,7 @@ class MessageFilter:
         if self.acknowledged != "hidden":
             pairs.append(("acknowledged", self.acknowledged))
         for name in (
-            "instrument",
-            "investigation",
-            "dataset",
-            "dataset_id",
-            "visit_id",
+            *(identifier.name for identifier in IDENTIFIERS),
             "hash",
             "id",
             "routing_key",
@@ -242,8 +237,10 @@ class MessageFilter:
             where.append(m.acknowledged_at.is_(None))
         elif self.acknowledged == "only":
             where.append(m.acknowledged_at.is_not(None))
-        if self.instrument is not None:
-            where.append(m.instrument == self.instrument)
+        for identifier in IDENTIFIERS:
+            value = getattr(self, identifier.name)
+            if value is not None:
+                where.append(getattr(m, identifier.name) == value)
         for name, column in _EXACT_COLUMNS.items():
             value = getattr(self, name)
             if value is not None:

@@ -17,10 +17,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, func, literal, literal_column, or_, select, text, tuple_
-from werkzeug.exceptions import Forbidden, NotFound
+from werkzeug.exceptions import NotFound
 
 from models import Message
+from models.identifiers import PROMOTED_IDENTIFIERS
 
+from ..auth.scope import Scope
 from ..errors import InvalidFilter
 from ..extensions import db
 from .filters import MessageFilter
@@ -47,24 +49,9 @@ SUMMARY_COLUMNS = (
     Message.exchange_name,
     Message.routing_key,
     Message.object_identifiers,
-    Message.instrument,
-    Message.investigation,
-    Message.dataset,
-    Message.dataset_id,
-    Message.visit_id,
+    *(getattr(Message, name) for name in PROMOTED_IDENTIFIERS),
     Message.error_fingerprint,
     Message.acknowledged_at,
-)
-
-#: Filters that reveal identifiers or error text: refused for metadata-only users.
-DETAIL_FILTERS = (
-    "instrument",
-    "investigation",
-    "dataset",
-    "dataset_id",
-    "visit_id",
-    "fingerprint",
-    "q",
 )
 
 
@@ -120,18 +107,12 @@ def parse_limit(args: Any, default: int = DEFAULT_LIMIT) -> int:
 
 
 # ---- the gate -------------------------------------------------------------------------------------
-def check_filters_allowed(scope: Any, filters: MessageFilter) -> None:
-    """Metadata-only users may not filter by identifiers or error text (it would reveal them)."""
-    if scope.details:
-        return
-    used = [name for name in DETAIL_FILTERS if getattr(filters, name) is not None]
-    if used:
-        raise Forbidden(
-            f"Filtering by {', '.join(used)} needs a login with access to message details."
-        )
+def check_filters_allowed(scope: Scope, filters: MessageFilter) -> None:
+    """Scope.check_filters (kept for callers not yet moved to it)."""
+    scope.check_filters(filters)
 
 
-def scoped(scope: Any, filters: MessageFilter | None, *columns: Any):
+def scoped(scope: Scope, filters: MessageFilter | None, *columns: Any):
     """`select(*columns)` over Message restricted by the scope and the filters."""
     stmt = select(*columns).select_from(Message)
     if filters is not None:
@@ -154,7 +135,7 @@ class MessagePage:
 
 
 def list_messages(
-    scope: Any,
+    scope: Scope,
     filters: MessageFilter,
     cursor: Cursor | None = None,
     limit: int = DEFAULT_LIMIT,
@@ -208,7 +189,7 @@ class Count:
         return f"{self.value:,}" if self.exact else f"{self.value:,}+"
 
 
-def count_messages(scope: Any, filters: MessageFilter, cap: int | None = None) -> Count:
+def count_messages(scope: Scope, filters: MessageFilter, cap: int | None = None) -> Count:
     """Matching rows, counted over a LIMIT cap+1 subquery (bounded work on any table size)."""
     cap = COUNT_CAP if cap is None else cap
     sub = scoped(scope, filters, literal_column("1").label("one")).limit(cap + 1).subquery()
@@ -217,7 +198,10 @@ def count_messages(scope: Any, filters: MessageFilter, cap: int | None = None) -
 
 
 def iter_messages(
-    scope: Any, filters: MessageFilter, chunk: int = 1000, columns: Sequence[Any] = SUMMARY_COLUMNS
+    scope: Scope,
+    filters: MessageFilter,
+    chunk: int = 1000,
+    columns: Sequence[Any] = SUMMARY_COLUMNS,
 ) -> Iterator[Any]:
     """Every matching summary row, newest first, read in keyset chunks (for CSV export)."""
     cursor: Cursor | None = None
@@ -252,7 +236,7 @@ def _batches_clause(batches: Sequence[BatchRange]) -> Any:
 
 
 def messages_in_batches(
-    scope: Any, filters: MessageFilter, batches: Sequence[BatchRange], limit: int = 100
+    scope: Scope, filters: MessageFilter, batches: Sequence[BatchRange], limit: int = 100
 ) -> list[Any]:
     """Matching summary rows among freshly written batches, newest first (for live pushes)."""
     if not batches:
@@ -263,7 +247,7 @@ def messages_in_batches(
 
 
 def count_messages_in_batches(
-    scope: Any, filters: MessageFilter, batches: Sequence[BatchRange], cap: int = COUNT_CAP
+    scope: Scope, filters: MessageFilter, batches: Sequence[BatchRange], cap: int = COUNT_CAP
 ) -> int:
     """How many messages of these batches match (bounded by `cap`)."""
     if not batches:
@@ -278,7 +262,7 @@ def count_messages_in_batches(
 
 
 # ---- one message ----------------------------------------------------------------------------------
-def get_message(scope: Any, message_id: int) -> Message:
+def get_message(scope: Scope, message_id: int) -> Message:
     """The message with this id if the scope sees it; 404 otherwise (unknown or out of scope)."""
     if not 0 < message_id <= _BIGINT_MAX:
         raise NotFound(f"There is no message {message_id}.")
@@ -322,7 +306,7 @@ _DISTINCT_TYPES = text(
 )
 
 
-def message_types(scope: Any = None) -> list[str]:
+def message_types(scope: Scope | None = None) -> list[str]:
     """Message types to offer in the filter: stored ones (from the rollups, cached for a minute)
     plus known ones, narrowed to the types `scope` may see (a user whose groups all name their
     types is offered only those)."""
@@ -340,7 +324,7 @@ def message_types(scope: Any = None) -> list[str]:
     return sorted(offered)
 
 
-def scope_types(scope: Any) -> frozenset[str] | None:
+def scope_types(scope: Scope) -> frozenset[str] | None:
     """The message types `scope` may see; None when it is not limited by type."""
     if scope.see_all or not scope.restricted:
         return None
@@ -411,7 +395,7 @@ class Trace:
 
 
 def trace_message(
-    scope: Any, message: Message, pipeline: Sequence[Sequence[str]] | None = None
+    scope: Scope, message: Message, pipeline: Sequence[Sequence[str]] | None = None
 ) -> Trace:
     """Stages linked to `message`: same hash, stage 1→2 by instrument+investigation+dataset, later
     stages by dataset_id (DESIGN §6). At most four queries, each scoped.
@@ -481,7 +465,7 @@ def trace_message(
     return Trace(message, stages, related, truncated=len(found) >= _TRACE_LIMIT)
 
 
-def related_messages(scope: Any, message: Message) -> tuple[list[Any], bool]:
+def related_messages(scope: Scope, message: Message) -> tuple[list[Any], bool]:
     """Messages sharing `message`'s hash or all of its identifiers (for types without a
     pipeline), newest first, without `message` itself; scoped, and linked only through fields
     the scope may see. Returns (rows, truncated)."""
