@@ -106,6 +106,7 @@ def _register_blueprints(app: Flask) -> None:
         "admin",
         "errors_view",
         "stats",
+        "stalled",
         "investigations",
         "actions",
         "system",

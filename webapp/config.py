@@ -85,6 +85,9 @@ DEFAULT_PIPELINES = (
 
 Pipeline = tuple[tuple[str, ...], ...]
 
+#: Longest STALLED_AFTER_MINUTES (and per-pipeline override): the longest window, 30 days.
+STALLED_MAX_MINUTES = 30 * 24 * 60
+
 
 def parse_pipelines(raw: str, name: str = "PIPELINES") -> tuple[Pipeline, ...]:
     """`a > b > c, d; e > f`: pipelines separated by `;`, stages in order by `>`, message types
@@ -106,6 +109,24 @@ def parse_pipelines(raw: str, name: str = "PIPELINES") -> tuple[Pipeline, ...]:
             stages.append(types)
         pipelines.append(tuple(stages))
     return tuple(pipelines)
+
+
+def parse_stalled_after(
+    raw: str, pipelines: tuple[Pipeline, ...], name: str = "STALLED_AFTER_BY_PIPELINE"
+) -> dict[Pipeline, int]:
+    """`dataset-ingestion=30, other-type=240`: minutes after which a run of the pipeline holding
+    that message type (any of its types, usually its first) counts as stalled."""
+    out: dict[Pipeline, int] = {}
+    for part in _csv(raw):
+        message_type, sep, minutes = part.partition("=")
+        message_type = message_type.strip()
+        pipeline = next((p for p in pipelines if any(message_type in s for s in p)), None)
+        if not sep or pipeline is None:
+            raise ConfigError(
+                f"{name}: expected message-type=minutes for a type of PIPELINES, got {part!r}"
+            )
+        out[pipeline] = _int(name, minutes, minimum=1, maximum=STALLED_MAX_MINUTES)
+    return out
 
 
 @dataclass(frozen=True)
@@ -179,6 +200,13 @@ class Settings:
     PANOSC_ITEM_PATH: str = "/items/{name}/{visit_id}"
     #: Message types with a pipeline trace (format: `parse_pipelines`); others get related messages.
     PIPELINES: str = DEFAULT_PIPELINES
+    #: Minutes after its first report a pipeline run that has not completed counts as stalled
+    #: (/stalled), unless STALLED_AFTER_BY_PIPELINE sets another for its pipeline.
+    STALLED_AFTER_MINUTES: int = 120
+    #: Per-pipeline override: `message-type=minutes, ...`, a type naming its pipeline.
+    STALLED_AFTER_BY_PIPELINE: str = ""
+    #: Days of reports /stalled looks at by default (the page offers 1 to 30).
+    STALLED_WINDOW_DAYS: int = 3
     INVESTIGATION_CHECKS_CRON: str = "30 4 * * *"
     INVESTIGATION_CHECK_WINDOW_DAYS: int = 30
     INDUSTRIAL_INVESTIGATION_TYPES: tuple[str, ...] = ("INDUSTRIAL",)
@@ -279,6 +307,13 @@ class Settings:
             if any(message_type in stage for stage in pipeline):
                 return pipeline
         return None
+
+    def stalled_after_minutes(self, pipeline: Pipeline) -> int:
+        """Minutes after which a run of `pipeline` that has not completed counts as stalled."""
+        overrides = parse_stalled_after(
+            self.STALLED_AFTER_BY_PIPELINE, parse_pipelines(self.PIPELINES)
+        )
+        return overrides.get(pipeline, self.STALLED_AFTER_MINUTES)
 
     @property
     def timezone(self) -> zoneinfo.ZoneInfo:
@@ -398,6 +433,7 @@ class Settings:
                 raise ConfigError(
                     f"REINGEST_EXCHANGES: {name[:100]!r} can never be a re-ingest target: {reason}"
                 )
+        parse_stalled_after(self.STALLED_AFTER_BY_PIPELINE, parse_pipelines(self.PIPELINES))
         if self.REINGEST_RMQ_USERNAME and not self.REINGEST_RMQ_PASSWORD:
             raise ConfigError("REINGEST_RMQ_PASSWORD: required when REINGEST_RMQ_USERNAME is set")
 
@@ -510,6 +546,8 @@ _LIMITS: dict[str, tuple[int | None, int | None]] = {
     "WORKER_CONCURRENCY": (1, 64),
     "WS_MAX_PER_PROCESS": (0, 100_000),
     "WS_MAX_PER_CLIENT": (1, 10_000),
+    "STALLED_AFTER_MINUTES": (1, STALLED_MAX_MINUTES),
+    "STALLED_WINDOW_DAYS": (1, 30),
 }
 _URLS = {"SSO_SERVER_URL", "ICAT_SERVER_URL", "PANOSC_API_URL", "PUBLIC_URL"}
 _CRONS = {"PARTITIONS_CRON", "INVESTIGATION_CHECKS_CRON"}

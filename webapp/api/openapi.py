@@ -13,6 +13,7 @@ from typing import Any
 from ..actions.queries import IDS, MAX_SELECTED_IDS, THROUGH_ID
 from ..messages.filters import ACKNOWLEDGED, MIN_HASH_PREFIX, PAYLOAD_FORMATS, STATUSES
 from ..messages.queries import MAX_LIMIT
+from ..stalled.openapi import stalled_paths
 from ..stats.filters import DEFAULT_RANGE, RANGES, UNSUPPORTED
 
 
@@ -167,6 +168,7 @@ def openapi_document() -> dict[str, Any]:
     """The OpenAPI document served at /api/v1/openapi.json."""
     document = _base_document()
     document["paths"].update(_stats_paths())
+    document["paths"].update(stalled_paths())
     document["paths"].update(_action_paths())
     document["components"]["schemas"].update(ACTION_SCHEMAS)
     document["components"]["securitySchemes"] = {

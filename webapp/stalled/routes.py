@@ -1,0 +1,50 @@
+"""`/stalled` and `/api/v1/stalled`: pipeline runs that did not complete in time (thin views)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import jsonify, render_template, request
+from werkzeug.exceptions import Forbidden
+
+from ..auth.scope import Scope, current_scope
+from ..errors import parse_keeping_input
+from . import bp, presenters, queries
+from .filters import DETAIL_FILTERS, MAX_DAYS, STATES, StalledFilter
+
+
+def parse_filter(scope: Scope, args: Any = None) -> StalledFilter:
+    """The request's filter; metadata-only users may not filter by identifiers (Scope.can_see)."""
+    flt = StalledFilter.from_args(request.args if args is None else args)
+    queries.check_stage(flt.stage)
+    for name in DETAIL_FILTERS:
+        if getattr(flt, name) and not scope.can_see(name):
+            raise Forbidden(f"Filtering by {name} needs a login with access to message details.")
+    return flt
+
+
+@bp.get("/stalled")
+def index():
+    """Stalled pipeline runs grouped by the stage they stopped at."""
+    scope = current_scope()
+    flt, refused = parse_keeping_input(lambda args: parse_filter(scope, args), request.args)
+    report = queries.list_stalled(scope, flt)
+    return render_template(
+        "stalled/index.html",
+        report=report,
+        flt=flt,
+        refused=refused,
+        raw_args=request.args,
+        stages=queries.stages(),
+        states=STATES,
+        max_days=MAX_DAYS,
+        identifiers={name: scope.can_see(name) for name in presenters.IDENTIFIERS},
+    ), (400 if refused else 200)
+
+
+@bp.get("/api/v1/stalled")
+def api_stalled():
+    """Stalled runs (JSON), grouped by stage, in the caller's scope."""
+    scope = current_scope()
+    report = queries.list_stalled(scope, parse_filter(scope))
+    return jsonify(presenters.report_fields(report, scope))
