@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from webapp.ingest.fingerprint import VERSION, fingerprint, first_error, mask, split_exception
+from webapp.stats.fingerprint import VERSION, fingerprint, first_error, mask, split_exception
 
 MAIN = "callback_func_main_dataset_creation"
 

@@ -16,7 +16,7 @@ import psycopg2
 from tests.conftest import admin_dsn, wait_for
 from tests.messages.support import parse_options
 from tests.stats.support import error_body
-from webapp.ingest.fingerprint import fingerprint
+from webapp.stats.fingerprint import fingerprint
 from webapp.ingest.writer import RawReport, write_batch
 
 HOUR = datetime(2026, 2, 10, 14, 0, tzinfo=UTC)

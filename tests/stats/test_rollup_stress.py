@@ -26,7 +26,7 @@ from tests.conftest import ROOT, VENV_BIN, admin_dsn, process_environ, report_bo
 from tests.messages.support import parse_options
 from tests.reliability.conftest import delete_queue, ready_in_queue
 from tests.stats.test_rollups import _assert_daily_consistent, _day, _expected, _snapshot
-from webapp.ingest.fingerprint import fingerprint
+from webapp.stats.fingerprint import fingerprint
 from webapp.ingest.writer import RawReport, write_batch
 
 pytestmark = pytest.mark.slow

@@ -20,7 +20,7 @@ from defusedxml import ElementTree as SafeET
 from defusedxml.common import DefusedXmlException
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictStr, ValidationError, field_validator
 
-from .fingerprint import ErrorCause, fingerprint
+from ..stats.fingerprint import ErrorCause, fingerprint
 
 #: Kwargs we map to columns; everything else is kept in `extra`.
 KNOWN_KWARGS = frozenset(

@@ -6,13 +6,9 @@ commit. If PostgreSQL rejects the batch for a data reason, each report is retrie
 ones it still rejects are quarantined with the database's reason: one bad report never blocks the
 queue. Connection failures propagate so the caller stops acking and backs off.
 
-Rollup lock order (RELIABILITY.md, "Rollup rows"; migration `rollup_lock_order`): every writer of
-the rollups takes their row locks in one order, so concurrent batches, acknowledgements and
-`flask rollups rebuild` wait for each other and never deadlock. Here: `message_stats` rows sorted
-by (bucket, message_type, instrument), then `error_groups` by fingerprint, then
-`error_group_stats` by (bucket, message_type, instrument, fingerprint), each table in ONE
-statement: the daily-rollup triggers take their per-day advisory locks at the end of each
-statement, and a second statement taking more rows after them would break the order.
+The rollups (what a batch adds to `message_stats`, `error_groups`, `error_group_stats`, in the
+rollup lock order of RELIABILITY.md "Rollup rows") are defined in webapp.stats.rollups, with the
+rebuild and the daily triggers.
 """
 
 from __future__ import annotations
@@ -23,7 +19,6 @@ import logging
 import os
 import socket
 import time
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
@@ -33,6 +28,7 @@ import psycopg2
 import psycopg2.extras
 from psycopg2.extensions import connection as PgConnection
 
+from ..stats import rollups
 from .report import NotAReport, ParsedReport, parse_report
 
 logger = logging.getLogger(__name__)
@@ -241,8 +237,7 @@ def _write(conn: PgConnection, prepared: PreparedBatch, received_at: datetime) -
             result.ids_by_report = {report_id: mid for mid, report_id in rows}
             result.message_ids = sorted(result.ids_by_report.values())
             result.stored = len(rows)
-            _upsert_stats(cur, fresh, received_at)
-            _upsert_error_groups(cur, fresh, result.ids_by_report, received_at)
+            rollups.upsert_batch(cur, fresh, result.ids_by_report, received_at)
 
         if rejected:
             psycopg2.extras.execute_values(
@@ -373,127 +368,6 @@ def _json(value: Any) -> str:
 
 def _plain_headers(headers: dict[str, Any] | None) -> dict[str, Any]:
     return json.loads(json.dumps(headers or {}, default=str))
-
-
-def _hour(received_at: datetime) -> datetime:
-    """The hourly rollup bucket (UTC) of a receive time, as `flask rollups rebuild` computes it."""
-    return received_at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-
-
-def _upsert_stats(cur, reports: list[ParsedReport], received_at: datetime) -> None:
-    from webapp.stats.histogram import BINS, bin_of, trim
-
-    bucket = _hour(received_at)
-    agg: dict[tuple[str, str], list] = defaultdict(lambda: [0, 0, 0, 0, 0, [0] * BINS])
-    for r in reports:
-        a = agg[(r.message_type, r.instrument or "")]
-        a[0] += 1
-        a[1] += int(r.errored)
-        if r.processing_ms is not None:
-            a[2] += r.processing_ms
-            a[3] = max(a[3], r.processing_ms)
-            a[4] += 1
-            a[5][bin_of(r.processing_ms)] += 1
-    # In the rollup lock order: (bucket, message_type, instrument); one bucket per batch.
-    rows = [
-        (bucket, t, i, *v[:5], "{" + ",".join(map(str, trim(v[5]))) + "}")
-        for (t, i), v in sorted(agg.items())
-    ]
-    psycopg2.extras.execute_values(
-        cur,
-        "INSERT INTO message_stats (bucket, message_type, instrument, total, errored, "
-        "sum_processing_ms, max_processing_ms, timed, processing_histogram) VALUES %s "
-        "ON CONFLICT (bucket, message_type, instrument) DO UPDATE SET "
-        "total = message_stats.total + EXCLUDED.total, "
-        "errored = message_stats.errored + EXCLUDED.errored, "
-        "sum_processing_ms = message_stats.sum_processing_ms + EXCLUDED.sum_processing_ms, "
-        "max_processing_ms = GREATEST(message_stats.max_processing_ms, EXCLUDED.max_processing_ms), "
-        "timed = message_stats.timed + EXCLUDED.timed, "
-        # Element-wise sum; unnest pads the shorter array with NULLs.
-        "processing_histogram = ARRAY(SELECT coalesce(a, 0) + coalesce(b, 0) FROM unnest("
-        "message_stats.processing_histogram, EXCLUDED.processing_histogram) "
-        "WITH ORDINALITY AS h(a, b, i) ORDER BY i)",
-        # The histogram as an array literal: psycopg2 adapts a list element by element, which
-        # cost more than the rest of the batch's rollup upsert.
-        rows,
-        template="(%s, %s, %s, %s, %s, %s, %s, %s, %s::bigint[])",
-        page_size=len(rows),  # one statement (see the module docstring)
-    )
-
-
-def _upsert_error_groups(
-    cur, reports: list[ParsedReport], ids: dict[str, int], received_at: datetime
-) -> None:
-    groups: dict[str, list] = {}
-    # Per (fingerprint, type, instrument) of this batch's hour: what scoped views aggregate.
-    scoped: dict[tuple[str, str, str], list] = {}
-    for r in reports:
-        cause = r.error_cause
-        if cause is None:
-            continue
-        message_id = ids[r.report_id]
-        key = (cause.fingerprint, r.message_type, r.instrument or "")
-        row = scoped.get(key)
-        if row is None:
-            scoped[key] = [1, message_id, cause.text]
-        else:
-            row[0] += 1
-            if message_id < row[1]:
-                row[1], row[2] = message_id, cause.text
-        if cause.fingerprint in groups:
-            groups[cause.fingerprint][5] += 1
-            continue
-        groups[cause.fingerprint] = [
-            cause.fingerprint,
-            r.message_type,
-            cause.callback,
-            cause.exception_class,
-            cause.normalized_text,
-            1,
-            message_id,
-            cause.text,
-        ]
-    if not groups:
-        return
-    psycopg2.extras.execute_values(
-        cur,
-        "INSERT INTO error_groups (fingerprint, message_type, callback, exception_class, "
-        "normalized_text, count, sample_message_id, sample_error, first_seen_at, last_seen_at) "
-        "VALUES %s ON CONFLICT (fingerprint) DO UPDATE SET "
-        "count = error_groups.count + EXCLUDED.count, "
-        # Concurrent workers can commit a batch with an earlier received_at after a later one.
-        "first_seen_at = LEAST(error_groups.first_seen_at, EXCLUDED.first_seen_at), "
-        "last_seen_at = GREATEST(error_groups.last_seen_at, EXCLUDED.last_seen_at)",
-        [(*g, received_at, received_at) for _, g in sorted(groups.items())],
-        template="(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-        page_size=len(groups),
-    )
-    bucket = _hour(received_at)
-    psycopg2.extras.execute_values(
-        cur,
-        "INSERT INTO error_group_stats (fingerprint, bucket, message_type, instrument, count, "
-        "acknowledged, first_seen_at, last_seen_at, sample_message_id, sample_error) VALUES %s "
-        "ON CONFLICT (fingerprint, bucket, message_type, instrument) DO UPDATE SET "
-        "count = error_group_stats.count + EXCLUDED.count, "
-        "first_seen_at = LEAST(error_group_stats.first_seen_at, EXCLUDED.first_seen_at), "
-        "last_seen_at = GREATEST(error_group_stats.last_seen_at, EXCLUDED.last_seen_at), "
-        # The sample is the row's smallest message id (what a rebuild picks), whatever the
-        # order in which concurrent batches commit.
-        "sample_error = CASE WHEN EXCLUDED.sample_message_id < "
-        "error_group_stats.sample_message_id THEN EXCLUDED.sample_error "
-        "ELSE error_group_stats.sample_error END, "
-        "sample_message_id = LEAST(error_group_stats.sample_message_id, "
-        "EXCLUDED.sample_message_id)",
-        # In the rollup lock order (bucket, message_type, instrument, fingerprint), as the
-        # acknowledgement trigger locks them (byte-wise there, code points here: the same).
-        [
-            (fp, bucket, t, i, n, 0, received_at, received_at, sample_id, sample)
-            for (fp, t, i), (n, sample_id, sample) in sorted(
-                scoped.items(), key=lambda item: (item[0][1], item[0][2], item[0][0])
-            )
-        ],
-        page_size=len(scoped),
-    )
 
 
 def _heartbeat(cur, result: BatchResult, at: datetime) -> None:
