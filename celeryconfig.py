@@ -14,6 +14,7 @@ TASK_MODULES = [
     "tasks.maintenance",
     "tasks.actions",
     "tasks.investigations",
+    "tasks.alerts",
 ]
 
 
@@ -73,6 +74,12 @@ def build(settings: Any) -> dict[str, Any]:
                 "task": "tasks.investigations.run_checks",
                 "schedule": _cron(settings.INVESTIGATION_CHECKS_CRON),
                 "options": {"expires": 6 * 3600},
+            },
+            # Alert rules (webapp/alerts): advisory-locked, so two beats never fire twice.
+            "alerts-evaluate": {
+                "task": "tasks.alerts.evaluate_rules",
+                "schedule": float(settings.ALERT_EVALUATE_SECONDS),
+                "options": {"expires": settings.ALERT_EVALUATE_SECONDS},
             },
             # Proves a worker consumes the task queue (row `tasks`); beat's own heartbeat (row
             # `beat`) is written by the scheduler below, without any worker.

@@ -1,5 +1,6 @@
 """SQLAlchemy models, one module per domain. Importing this package registers them all."""
 
+from .alerts import AlertRule, Delivery, Incident
 from .auth import ApiToken, AuditLog, Group, User, UserSession, user_groups
 from .base import Base
 from .investigations import InvestigationCheck
@@ -9,6 +10,9 @@ from .stats import ErrorGroup, MessageStat
 from .stats_daily import ErrorGroupStatDaily, MessageStatDaily
 
 __all__ = [
+    "AlertRule",
+    "Delivery",
+    "Incident",
     "AuditLog",
     "Base",
     "ErrorGroup",

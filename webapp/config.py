@@ -227,6 +227,28 @@ class Settings:
     REINGEST_RMQ_PASSWORD: str = ""
     #: Single re-ingests one user may attempt per minute (beyond: 429 with Retry-After).
     REINGEST_USER_PER_MINUTE: int = 30
+    # Alerts (webapp/alerts): e-mail through SMTP, webhooks; evaluated by beat
+    #: SMTP server of the alert e-mails (empty = no e-mail is sent; deliveries fail with why).
+    SMTP_HOST: str = ""
+    SMTP_PORT: int = 587
+    #: Upgrade the connection with STARTTLS before authenticating (certificate verified).
+    SMTP_STARTTLS: bool = True
+    SMTP_USER: str = ""
+    SMTP_PASSWORD: str = ""
+    SMTP_TIMEOUT: int = 10
+    #: From: address of alert e-mails (required when SMTP_HOST is set).
+    ALERT_MAIL_FROM: str = ""
+    #: Seconds between two evaluations of the alert rules by beat (at most 60).
+    ALERT_EVALUATE_SECONDS: int = 60
+    #: Silence rules learn the usual gap of a type from this many days of hourly rollups...
+    ALERT_SILENCE_LEARN_DAYS: int = 28
+    #: ...as this percentile of its gaps, in the current band (working hours / nights+weekends)...
+    ALERT_SILENCE_PERCENTILE: int = 95
+    #: ...and never alarm before this many minutes of silence.
+    ALERT_SILENCE_FLOOR_MINUTES: int = 15
+    WEBHOOK_TIMEOUT: int = 10
+    #: Attempts of one notice (e-mail or webhook) before it is recorded as failed.
+    ALERT_DELIVERY_ATTEMPTS: int = 5
     # Processes (webapp/processes.py: how each one starts)
     #: Control files of this checkout's processes (gunicorn control socket, beat schedule).
     RUN_DIR: str = ".run"
@@ -436,6 +458,13 @@ class Settings:
         parse_stalled_after(self.STALLED_AFTER_BY_PIPELINE, parse_pipelines(self.PIPELINES))
         if self.REINGEST_RMQ_USERNAME and not self.REINGEST_RMQ_PASSWORD:
             raise ConfigError("REINGEST_RMQ_PASSWORD: required when REINGEST_RMQ_USERNAME is set")
+        if self.SMTP_HOST and "@" not in self.ALERT_MAIL_FROM:
+            raise ConfigError(
+                "ALERT_MAIL_FROM: required when SMTP_HOST is set (the From: address of alert "
+                f"e-mails, e.g. pacer-dashboard@example.org), got {self.ALERT_MAIL_FROM!r}"
+            )
+        if self.SMTP_USER and not self.SMTP_PASSWORD:
+            raise ConfigError("SMTP_PASSWORD: required when SMTP_USER is set")
 
 
 #: Longest exchange name AMQP can carry (a short string: 255 bytes).
@@ -541,6 +570,14 @@ _LIMITS: dict[str, tuple[int | None, int | None]] = {
     "PUBLISH_CONFIRM_TIMEOUT": (1, 600),
     "REINGEST_USER_PER_MINUTE": (1, 100_000),
     "TRUSTED_PROXIES": (0, 10),
+    "SMTP_PORT": (1, 65535),
+    "SMTP_TIMEOUT": (1, 600),
+    "ALERT_EVALUATE_SECONDS": (1, 60),
+    "ALERT_SILENCE_LEARN_DAYS": (1, 366),
+    "ALERT_SILENCE_PERCENTILE": (50, 100),
+    "ALERT_SILENCE_FLOOR_MINUTES": (1, 10_080),
+    "WEBHOOK_TIMEOUT": (1, 600),
+    "ALERT_DELIVERY_ATTEMPTS": (1, 20),
     "WEB_WORKERS": (1, 64),
     "WEB_THREADS": (1, 1000),
     "WORKER_CONCURRENCY": (1, 64),
