@@ -242,14 +242,15 @@ def test_empty_allow_list_disables_reingest_with_a_clear_message(
 
 
 def test_publisher_refuses_a_never_allowed_exchange_whatever_the_list(app, settings):
-    from webapp.actions.publisher import Publisher, PublishRefused
+    from webapp.actions.targets import reingest_publisher
+    from webapp.amqp import PublishRefused
 
     listed = dataclasses.replace(
         settings,
         REINGEST_EXCHANGES=("celery.pidbox", "amq.direct", settings.DASHBOARD_EXCHANGE, "ok-x"),
         REINGEST_RMQ_USERNAME="",
     )
-    with Publisher(listed) as publisher:
+    with reingest_publisher(listed) as publisher:
         for name in ("celery.pidbox", "amq.direct", settings.DASHBOARD_EXCHANGE, "", "other"):
             with pytest.raises(PublishRefused):
                 publisher.publish(
@@ -398,7 +399,7 @@ def test_the_dashboard_publishes_reingests_as_the_reingest_user(
 
 def test_publisher_as_the_reingest_user_reaches_a_listed_exchange(settings):
     """The publisher's passive declare and confirmed publish need nothing but write."""
-    from webapp.actions.publisher import Publisher
+    from webapp.actions.targets import reingest_publisher
 
     user, password = reingest_user_env()
     listed = [n for n in os.environ.get("REINGEST_EXCHANGES", "").split(",") if n]
@@ -415,7 +416,7 @@ def test_publisher_as_the_reingest_user_reaches_a_listed_exchange(settings):
         exchange(channel).declare()
         queue(channel).declare()
         try:
-            with Publisher(restricted) as publisher:
+            with reingest_publisher(restricted) as publisher:
                 publisher.publish(
                     "{}",
                     exchange=listed[0],
@@ -472,12 +473,12 @@ def test_an_over_long_stored_routing_key_is_an_audited_error(app, db, client, br
 
 
 def test_an_unexpected_publish_failure_is_shown_and_audited(app, db, client, broker, monkeypatch):
-    from webapp.actions import publisher
+    from webapp import amqp
 
     def explode(self, *args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(publisher.Publisher, "publish", explode)
+    monkeypatch.setattr(amqp.Publisher, "publish", explode)
     _conn, exchange, _queue = broker
     message_id = seed(app, db, exchange_name=exchange.name)
     response = post_reingest(client, message_id, "{}")

@@ -21,7 +21,7 @@ from models import AuditLog, Message
 
 from ..extensions import db
 from ..messages.queries import SUMMARY_COLUMNS, scoped
-from .publisher import REINGEST_HEADER
+from .targets import REINGEST_HEADER
 
 #: Longest diff shown (lines); the rest is summarised.
 MAX_DIFF_LINES = 2000

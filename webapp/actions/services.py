@@ -19,11 +19,11 @@ from sqlalchemy import select, update
 
 from models import AuditLog, Message
 
+from ..amqp import Publisher, PublishError
 from ..auth.scope import Scope
 from ..errors import DomainError
 from ..extensions import db
 from . import ratelimit, targets
-from .publisher import REINGEST_HEADER, Publisher, PublishError
 from .queries import AUDIT_MAX_IDS, filtered_messages, routing_keys_seen
 
 logger = logging.getLogger(__name__)
@@ -280,7 +280,7 @@ def reingest(scope: Scope, message: Message, request: ReingestRequest, settings:
         )
         raise
     try:
-        with Publisher(settings) as publisher:
+        with targets.reingest_publisher(settings) as publisher:
             publish_message(
                 publisher, message, request.payload, request.routing_key, exchange=target_name
             )
@@ -318,7 +318,7 @@ def publish_message(
         exchange=message.exchange_name or exchange or "",
         routing_key=routing_key,
         payload_format=message.payload_format,
-        headers={REINGEST_HEADER: str(message.id)},
+        headers={targets.REINGEST_HEADER: str(message.id)},
     )
 
 
@@ -579,7 +579,7 @@ def _publish_all(job, ids: list[int], detail: dict, settings: Any, clock, sleep)
     last_progress = clock()
     published: list[int] = []
     try:
-        with Publisher(settings) as publisher:
+        with targets.reingest_publisher(settings) as publisher:
             for start in range(0, len(ids), CHUNK):
                 for row in load_for_publish(ids[start : start + CHUNK]):
                     wait = next_slot - clock()

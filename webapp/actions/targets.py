@@ -3,19 +3,24 @@ Celery's or the broker's own (SECURITY.md, "Re-ingest").
 
 A stored message's exchange comes from a producer's report: untrusted. Every path checks it here
 before it shows a preview and again before it publishes (single and bulk), and the publisher
-checks it once more (`Publisher.publish`).
+checks it once more (`reingest_publisher` gives `webapp.amqp.Publisher.publish` this policy).
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from sqlalchemy import false
 
 from models import Message
 
+from ..amqp import Publisher
 from ..config import never_reingest_reason
 from ..errors import DomainError
+
+#: Header naming the dashboard message a re-ingested message was re-published from.
+REINGEST_HEADER = "x-dashboard-reingest-of"
 
 #: Exchange names are quoted in messages at most this long (they are producer-chosen).
 SHOWN_NAME_CHARS = 80
@@ -75,3 +80,13 @@ def allowed_clause(settings: Any):
     """SQL condition: the message's exchange is a permitted re-ingest target."""
     names = allowed(settings)
     return Message.exchange_name.in_(names) if names else false()
+
+
+def reingest_publisher(settings: Any) -> Publisher:
+    """A publisher for re-ingest: as the re-ingest broker user (REINGEST_RMQ_USERNAME) when one
+    is configured, and refusing in `publish` every exchange `refusal` refuses."""
+    return Publisher(
+        settings,
+        broker_url=settings.reingest_broker_url,
+        refusal=functools.partial(refusal, settings=settings),
+    )

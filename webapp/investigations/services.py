@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session
 
 from models.investigations import InvestigationCheck
 
-from ..actions.publisher import Publisher, PublishError
+from ..amqp import Publisher, PublishError
 from ..locks import LOCK_INVESTIGATION_CHECKS
 from .gateway import IcatGateway, IcatInvestigation, IcatUnavailable
 from .pss import PssAnswer, PssClient
@@ -152,7 +152,7 @@ def operations_body(name: str, visit_id: str, operations: list[str]) -> str:
 def ops_publisher(settings: Any) -> Publisher:
     """A publisher for INVESTIGATION_OPS_EXCHANGE: the main broker user, no re-ingest allow-list
     (the exchange is configuration, not a stored report's; SECURITY.md)."""
-    return Publisher(settings, reingest=False)
+    return Publisher(settings, broker_url=settings.broker_url, refusal=None)
 
 
 class OpsPublisher:

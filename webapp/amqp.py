@@ -1,22 +1,26 @@
-"""Publishing re-ingests to PACER's exchanges with kombu: passive exchange check, publisher
-confirms, `mandatory`, persistent delivery. Any failure raises `PublishError` with a reason a person
-can act on; a success returns only after the broker confirmed the message was routed.
+"""Publishing to PACER's exchanges with kombu (shared by re-ingest and the investigation checks):
+passive exchange check, publisher confirms, `mandatory`, persistent delivery. Any failure raises
+`PublishError` with a reason a person can act on; a success returns only after the broker
+confirmed the message was routed.
 
-Only exchanges that `targets.refusal` lets through are published to (checked here too, whatever
-the caller checked), as the re-ingest broker user (REINGEST_RMQ_USERNAME) when one is configured.
+Each publisher is built with a broker URL and a target policy, both stated by the caller and
+without defaults: `refusal(exchange)` names why an exchange may not be published to (None: it
+may) and is checked inside `publish`, whatever the caller checked before. Re-ingest passes the
+allow-list (`webapp.actions.targets.reingest_publisher`); the investigation checks publish to
+their configured exchange and pass `refusal=None`.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import amqp.exceptions
 from kombu import Connection, Producer
 from kombu.exceptions import OperationalError
 
-from ..config import AMQP_NAME_MAX_BYTES
-from . import targets
+from .config import AMQP_NAME_MAX_BYTES
 
 logger = logging.getLogger(__name__)
 
@@ -26,8 +30,8 @@ CONTENT_TYPES = {
     "text": "text/plain",
 }
 
-#: Header naming the dashboard message a re-ingested message was re-published from.
-REINGEST_HEADER = "x-dashboard-reingest-of"
+#: Exchange names are logged at most this long (a stored report's are producer-chosen).
+LOGGED_NAME_CHARS = 80
 
 
 class PublishError(Exception):
@@ -35,19 +39,25 @@ class PublishError(Exception):
 
 
 class PublishRefused(PublishError):
-    """The exchange is not a permitted re-ingest target: nothing was sent."""
+    """The exchange is not a permitted target of this publisher: nothing was sent."""
 
 
 class Publisher:
     """One broker connection for one or many confirmed publishes (`with Publisher(s) as p:`)."""
 
-    def __init__(self, settings: Any, *, reingest: bool = True):
-        """`reingest=False`: the investigation checks' requests (SECURITY.md): the configured
-        INVESTIGATION_OPS_EXCHANGE, published as the main broker user, not allow-list bound."""
+    def __init__(
+        self,
+        settings: Any,
+        *,
+        broker_url: str,
+        refusal: Callable[[str], str | None] | None,
+    ):
+        """`broker_url`: whom to publish as; `refusal`: the target policy checked in `publish`
+        (None only for a publisher whose exchanges come from configuration, not from reports)."""
         self.settings = settings
-        self.reingest = reingest
+        self.refusal = refusal
         self.connection = Connection(
-            settings.reingest_broker_url if reingest else settings.broker_url,
+            broker_url,
             ssl=settings.broker_use_ssl,
             connect_timeout=5,
             transport_options={"confirm_publish": True},
@@ -106,7 +116,7 @@ class Publisher:
         """
         if not exchange:
             raise PublishRefused("the message has no exchange recorded: nowhere to publish it")
-        reason = targets.refusal(exchange, self.settings) if self.reingest else None
+        reason = self.refusal(exchange) if self.refusal is not None else None
         if reason:
             raise PublishRefused(reason)
         if len(routing_key.encode("utf-8")) > AMQP_NAME_MAX_BYTES:
@@ -142,7 +152,7 @@ class Publisher:
             self._channel = None
             raise PublishError(f"broker connection failed: {exc}") from None
         except Exception as exc:  # noqa: BLE001 - e.g. a value the AMQP encoder cannot pack
-            logger.exception("unexpected error publishing to %s", targets.shown(exchange))
+            logger.exception("unexpected error publishing to %r", exchange[:LOGGED_NAME_CHARS])
             self._channel = None
             raise PublishError(f"could not publish: {type(exc).__name__}: {exc}") from None
         if self._returned is not None:
