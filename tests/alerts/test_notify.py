@@ -1,0 +1,114 @@
+"""Alert notices sent for real: an SMTP server (aiosmtpd) and an HTTP receiver on this machine."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from models import Delivery, Incident
+from tests.alerts.test_evaluation import _evaluate, _rule, _store
+from webapp.alerts import notify
+
+
+@pytest.fixture
+def open_incident(db, pg, settings, http_receiver):
+    """A silence incident of `user-sync` with two e-mail addresses and a webhook."""
+
+    def make(**rule_fields) -> Incident:
+        now = datetime.now(UTC)
+        _store(pg, settings, now - timedelta(minutes=30), message_type="user-sync")
+        fields = {
+            "name": "user sync alive",
+            "kind": "silence",
+            "message_type": "user-sync",
+            "threshold": 10,
+            "emails": ["ops@example.org", "night@example.org"],
+            "webhook_url": http_receiver.url,
+            **rule_fields,
+        }
+        _rule(db, **fields)
+        run = _evaluate(db, settings, now)
+        return db.session.get(Incident, run.opened[0])
+
+    return make
+
+
+def _deliver_all(db, settings, final: bool = True) -> list[str]:
+    out = []
+    for delivery in db.session.query(Delivery).order_by(Delivery.id).all():
+        out.append(notify.deliver(db.session, settings, delivery.id, final_attempt=final))
+    db.session.commit()
+    return out
+
+
+def test_email_and_webhook_arrive_with_a_link(
+    db, alert_settings, smtp_server, http_receiver, open_incident
+):
+    incident = open_incident()
+    assert _deliver_all(db, alert_settings) == ["sent", "sent", "sent"]
+    assert sorted(m["To"] for m in smtp_server.mails) == ["night@example.org", "ops@example.org"]
+    mail = smtp_server.mails[0]
+    assert mail["From"] == "pacer-dashboard@example.org"
+    assert mail["Subject"].startswith("[PACER ALERT] user sync alive: user-sync has been silent")
+    body = mail.get_payload(decode=True).decode()
+    assert f"https://dashboard.example.org/alerts/incidents/{incident.id}" in body
+    (hook,) = http_receiver.bodies
+    assert hook["event"] == "opened" and hook["rule"]["name"] == "user sync alive"
+    assert (
+        hook["incident"]["url"] == f"https://dashboard.example.org/alerts/incidents/{incident.id}"
+    )
+    assert hook["incident"]["detail"]["threshold_minutes"] == 10
+    rows = db.session.query(Delivery).all()
+    assert all(d.status == "sent" and d.sent_at and d.attempts == 1 for d in rows)
+    # Sent is sent: delivering again (a redelivered task) sends nothing more.
+    assert _deliver_all(db, alert_settings) == ["sent", "sent", "sent"]
+    assert len(smtp_server.mails) == 2 and len(http_receiver.bodies) == 1
+
+
+def test_mattermost_text_format(db, alert_settings, http_receiver, open_incident):
+    open_incident(emails=[], webhook_format="text")
+    _deliver_all(db, alert_settings)
+    (hook,) = http_receiver.bodies
+    assert set(hook) == {"text"}
+    assert hook["text"].startswith(":rotating_light: Alert **user sync alive**: user-sync has been")
+
+
+def test_failures_are_recorded_with_their_reason(db, alert_settings, http_receiver, open_incident):
+    open_incident(emails=[])
+    http_receiver.status = 503
+    (delivery,) = db.session.query(Delivery).all()
+    with pytest.raises(notify.DeliveryFailed):
+        notify.deliver(db.session, alert_settings, delivery.id, final_attempt=False)
+    db.session.commit()
+    db.session.refresh(delivery)
+    assert (delivery.status, delivery.attempts) == ("pending", 1)
+    assert delivery.last_error == "webhook answered HTTP 503"
+    assert notify.deliver(db.session, alert_settings, delivery.id, final_attempt=True) == "failed"
+    db.session.commit()
+    db.session.refresh(delivery)
+    assert (delivery.status, delivery.attempts) == ("failed", 2)
+
+
+def test_unreachable_smtp_server_is_a_recorded_failure(db, alert_settings, open_incident):
+    import dataclasses
+
+    from tests.conftest import free_port
+
+    open_incident(webhook_url=None, emails=["ops@example.org"])
+    closed = dataclasses.replace(alert_settings, SMTP_PORT=free_port(), SMTP_TIMEOUT=3)
+    assert _deliver_all(db, closed) == ["failed"]
+    (delivery,) = db.session.query(Delivery).all()
+    assert delivery.last_error.startswith(f"SMTP 127.0.0.1:{closed.SMTP_PORT}: ")
+
+
+def test_deliver_task_sends_the_webhook(db, http_receiver, open_incident):
+    """The Celery task (run in-process here) sends and records."""
+    from tasks.alerts import deliver
+
+    open_incident(emails=[])
+    (delivery,) = db.session.query(Delivery).all()
+    assert deliver.apply(args=[delivery.id]).get() == "sent"
+    db.session.expire_all()
+    assert db.session.get(Delivery, delivery.id).status == "sent"
+    assert http_receiver.bodies[0]["event"] == "opened"
