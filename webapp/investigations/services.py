@@ -25,19 +25,18 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, text, tuple_
+from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
 from models.investigations import InvestigationCheck
 
 from ..amqp import Publisher, PublishError
-from ..locks import LOCK_INVESTIGATION_CHECKS
+from ..locks import LOCK_INVESTIGATION_CHECKS, run_lock
 from .gateway import IcatGateway, IcatInvestigation, IcatUnavailable
 from .pss import PssAnswer, PssClient
 
@@ -196,34 +195,6 @@ class OpsPublisher:
         if self._publisher is not None:
             self._publisher.__exit__(None, None, None)
             self._publisher = None
-
-
-# ---- locking ----------------------------------------------------------------------------------
-
-
-@contextmanager
-def run_lock(session: Session) -> Iterator[bool]:
-    """Session-level advisory lock on a dedicated connection, held for the whole run.
-
-    A transaction-level lock would be released by the per-investigation commits. If the process
-    dies, PostgreSQL drops the connection and the lock with it.
-    """
-    engine = session.get_bind()
-    with engine.connect() as conn:
-        got = bool(
-            conn.execute(
-                text("SELECT pg_try_advisory_lock(:k)"), {"k": LOCK_INVESTIGATION_CHECKS}
-            ).scalar()
-        )
-        conn.commit()
-        try:
-            yield got
-        finally:
-            if got:
-                conn.execute(
-                    text("SELECT pg_advisory_unlock(:k)"), {"k": LOCK_INVESTIGATION_CHECKS}
-                )
-                conn.commit()
 
 
 # ---- the check --------------------------------------------------------------------------------
@@ -525,7 +496,7 @@ def run_checks(
         if dry_run:
             _select(run, investigation)
         else:
-            with run_lock(session) as locked:
+            with run_lock(session, LOCK_INVESTIGATION_CHECKS) as locked:
                 if not locked:
                     logger.warning("investigation checks already running elsewhere; skipped")
                     run.result.locked_out = True
