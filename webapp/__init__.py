@@ -108,6 +108,7 @@ def _register_blueprints(app: Flask) -> None:
         "stats",
         "stalled",
         "investigations",
+        "alerts",
         "actions",
         "system",
     ):
