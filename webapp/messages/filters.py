@@ -252,8 +252,12 @@ class MessageFilter:
         if self.payload_format is not None:
             where.append(m.payload_format == self.payload_format)
         if self.q is not None:
-            # search_text is lower-cased at ingestion; ILIKE keeps the trigram index usable.
-            where.append(m.search_text.ilike(f"%{escape_like(self.q.lower())}%", escape="\\"))
+            # search_text is lower-cased at ingestion (Python's str.lower), and PostgreSQL's
+            # lower() leaves such text as it is (every code point: tests/messages/
+            # test_free_text.py), so LIKE of the lower-cased term matches the very rows ILIKE
+            # did, without lower-casing each candidate row (half the cost of a recheck). The
+            # trigram index serves both.
+            where.append(m.search_text.like(f"%{escape_like(self.q.lower())}%", escape="\\"))
         if self.since is not None:
             where.append(m.received_at >= self.since)
         if self.until is not None:

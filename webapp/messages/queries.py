@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from flask import g, has_app_context
 from sqlalchemy import and_, func, literal, literal_column, or_, select, text, tuple_
 from werkzeug.exceptions import NotFound
 
@@ -141,6 +142,10 @@ def list_messages(
     limit: int = DEFAULT_LIMIT,
 ) -> MessagePage:
     """A page of summary rows, newest first, from `cursor` (one query)."""
+    if filters.q is not None and cursor is None:
+        page = _first_text_page(scope, filters, limit)
+        if page is not None:
+            return page
     order = (Message.received_at, Message.id)
     stmt = scoped(scope, filters, *SUMMARY_COLUMNS)
     newer = cursor is not None and cursor.direction == "newer"
@@ -178,6 +183,64 @@ def list_messages(
     return page
 
 
+def _first_text_page(scope: Any, filters: MessageFilter, limit: int) -> MessagePage | None:
+    """The first page of a free-text search and its capped count from ONE trigram pass.
+
+    Listing and counting a free-text filter separately costs two GIN bitmap scans of every
+    partition (a rare term such as an investigation number matches few rows, but its digit
+    trigrams are in almost every row: each scan reads long posting lists). Here the matches'
+    (received_at, id), at most COUNT_CAP + 1 of them, are collected once; when they are all of
+    them (a rare term) the page is their newest `limit` rows, read by primary key, and the count
+    is theirs: the same rows and count as list_messages' keyset query and count_messages. When
+    the cap is reached (a common term) the matches collected are not the newest: None, and
+    list_messages runs its keyset query (cheap for a common term), while the capped count is
+    kept for count_messages (not counted twice). Each row carries one more column, `matched`.
+    """
+    hits = (
+        scoped(scope, filters, Message.received_at, Message.id)
+        .limit(COUNT_CAP + 1)
+        .cte("hits")
+        .prefix_with("MATERIALIZED")
+    )
+    matched = select(func.count()).select_from(hits).scalar_subquery()
+    top = (
+        select(hits.c.received_at, hits.c.id)
+        .order_by(hits.c.received_at.desc(), hits.c.id.desc())
+        .limit(limit + 1)
+        .subquery("top")
+    )
+    # `top` drives: one primary-key probe per row (joined on both key columns, so each probe
+    # prunes to its partition), never a scan of `messages`.
+    stmt = (
+        select(*SUMMARY_COLUMNS, matched.label("matched"))
+        .select_from(top)
+        .join(Message, and_(Message.id == top.c.id, Message.received_at == top.c.received_at))
+        .order_by(Message.received_at.desc(), Message.id.desc())
+    )
+    rows = db.session.execute(stmt).all()
+    value = rows[0].matched if rows else 0
+    _keep_count(scope, filters, Count(min(value, COUNT_CAP), value <= COUNT_CAP))
+    if value > COUNT_CAP:
+        return None
+    page = MessagePage(rows[:limit])
+    if len(rows) > limit:
+        page.older = Cursor(rows[limit - 1].received_at, rows[limit - 1].id, "older")
+    return page
+
+
+def _keep_count(scope: Any, filters: MessageFilter, count: Count) -> None:
+    """Remember a count just computed for this request's count_messages (read once)."""
+    if has_app_context():
+        g.setdefault("_message_counts", {})[filters] = (scope, count)
+
+
+def _kept_count(scope: Any, filters: MessageFilter) -> Count | None:
+    kept = g.get("_message_counts") if has_app_context() else None
+    if not kept or filters not in kept or kept[filters][0] is not scope:
+        return None
+    return kept.pop(filters)[1]
+
+
 @dataclass(frozen=True)
 class Count:
     """How many messages match, exact up to the cap."""
@@ -190,7 +253,12 @@ class Count:
 
 
 def count_messages(scope: Scope, filters: MessageFilter, cap: int | None = None) -> Count:
-    """Matching rows, counted over a LIMIT cap+1 subquery (bounded work on any table size)."""
+    """Matching rows, counted over a LIMIT cap+1 subquery (bounded work on any table size); or
+    the count list_messages already made of a free-text search for this request."""
+    if cap is None:
+        kept = _kept_count(scope, filters)
+        if kept is not None:
+            return kept
     cap = COUNT_CAP if cap is None else cap
     sub = scoped(scope, filters, literal_column("1").label("one")).limit(cap + 1).subquery()
     value = db.session.execute(select(func.count()).select_from(sub)).scalar_one()
