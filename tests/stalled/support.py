@@ -60,14 +60,18 @@ class Written:
 def runs(write_reports) -> Written:
     """RUNS written (plus a user-sync report, which belongs to no pipeline)."""
     ids: dict[str, list[int]] = {}
-    for digest, (instrument, investigation, hours, reports) in RUNS.items():
+    for number, (digest, (instrument, investigation, hours, reports)) in enumerate(RUNS.items()):
         start = NOW - timedelta(hours=hours)
         ids[digest] = []
         for n, (message_type, errored) in enumerate(reports):
             identifiers = (
-                {"instrument": instrument, "investigation": investigation, "dataset": "ds_1"}
+                {
+                    "instrument": instrument,
+                    "investigation": investigation,
+                    "dataset": f"ds_{number}",
+                }
                 if message_type == S1
-                else {"dataset_id": "42", "investigation": investigation}
+                else {"dataset_id": str(1000 + number), "investigation": investigation}
             )
             (message_id,) = write_reports(
                 body(
