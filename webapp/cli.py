@@ -1,148 +1,24 @@
-"""Flask CLI groups: partitions, quarantine, demo (more are registered by their features)."""
+"""Flask CLI: every area's command group, registered on the app (each lives in its area's cli.py)."""
 
 from __future__ import annotations
 
-import json
-
-import click
-from flask import Flask, current_app
-from flask.cli import AppGroup
-
-from .extensions import db
-from .partitions import services as partitions
-
-partitions_cli = AppGroup("partitions", help="Range partitions of the messages table.")
-quarantine_cli = AppGroup("quarantine", help="Bodies that were not valid reports.")
-
-
-def _settings():
-    return current_app.extensions["settings"]
-
-
-@partitions_cli.command("create")
-def partitions_create():
-    """Create the current partition, MESSAGE_PARTITIONS_AHEAD ahead and the DEFAULT one."""
-    s = _settings()
-    with db.engine.begin() as conn:
-        result = partitions.ensure_partitions(
-            conn, months=s.MESSAGE_PARTITION_MONTHS, ahead=s.MESSAGE_PARTITIONS_AHEAD
-        )
-    if result.locked_out:
-        raise click.ClickException("another partition maintenance run holds the lock; try again")
-    for name in result.created:
-        click.echo(f"created {name}")
-    for name in result.skipped:
-        click.echo(f"skipped {name} (overlaps an existing partition)")
-    if result.moved_rows:
-        click.echo(f"moved {result.moved_rows} rows out of the default partition")
-    if not result.created:
-        click.echo("partitions up to date")
-
-
-@partitions_cli.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def partitions_list(as_json: bool):
-    """Each partition with its bounds and estimated row count."""
-    with db.engine.connect() as conn:
-        parts = partitions.list_partitions(conn)
-    if as_json:
-        click.echo(
-            json.dumps(
-                [
-                    {
-                        "name": p.name,
-                        "start": p.start.isoformat() if p.start else None,
-                        "end": p.end.isoformat() if p.end else None,
-                        "default": p.is_default,
-                        "estimated_rows": p.estimated_rows,
-                    }
-                    for p in parts
-                ]
-            )
-        )
-        return
-    click.echo(f"{'partition':<24} {'from':<12} {'to':<12} {'rows (est.)':>12}")
-    for p in parts:
-        start = "DEFAULT" if p.is_default else f"{p.start:%Y-%m-%d}"
-        end = "" if p.is_default else f"{p.end:%Y-%m-%d}"
-        click.echo(f"{p.name:<24} {start:<12} {end:<12} {p.estimated_rows:>12}")
-
-
-@partitions_cli.command("drop-expired")
-@click.option("--dry-run", is_flag=True, help="Only show what would be dropped.")
-def partitions_drop_expired(dry_run: bool):
-    """Drop partitions older than MESSAGE_RETENTION_MONTHS (unset = keep forever)."""
-    s = _settings()
-    if not s.MESSAGE_RETENTION_MONTHS:
-        click.echo("MESSAGE_RETENTION_MONTHS is not set: nothing expires")
-        return
-    with db.engine.begin() as conn:
-        expired = partitions.drop_expired_partitions(
-            conn, retention_months=s.MESSAGE_RETENTION_MONTHS, dry_run=dry_run
-        )
-    verb = "would drop" if dry_run else "dropped"
-    for p in expired:
-        click.echo(
-            f"{verb} {p.name} [{p.start:%Y-%m-%d}, {p.end:%Y-%m-%d}) ~{p.estimated_rows} rows"
-        )
-    if not expired:
-        click.echo("no partition is past retention")
-
-
-@quarantine_cli.command("list")
-@click.option("--all", "show_all", is_flag=True, help="Include replayed bodies.")
-@click.option("--limit", default=50, show_default=True)
-def quarantine_list(show_all: bool, limit: int):
-    """Quarantined bodies with their reasons."""
-    from sqlalchemy import select
-
-    from models import QuarantinedReport as Q
-
-    query = select(Q).order_by(Q.id.desc()).limit(limit)
-    if not show_all:
-        query = query.where(Q.replayed_at.is_(None))
-    rows = db.session.scalars(query).all()
-    for q in rows:
-        state = f"replayed {q.replayed_at:%Y-%m-%d %H:%M}" if q.replayed_at else "waiting"
-        click.echo(
-            f"{q.id:>8} {q.received_at:%Y-%m-%d %H:%M:%S} {len(q.body):>9} B  {state}  {q.reason}"
-        )
-    if not rows:
-        click.echo("quarantine is empty")
-
-
-@quarantine_cli.command("replay")
-@click.option("--id", "ids", multiple=True, type=int, help="Only these quarantine ids.")
-def quarantine_replay(ids: tuple[int, ...]):
-    """Ingest the quarantined bodies that are valid reports now; keep the rest."""
-    from .ingest.replay import replay_quarantine
-    from .ingest.writer import ParseOptions
-
-    s = _settings()
-    options = ParseOptions(s.REPORT_TASK_NAME, s.timezone, s.REPORT_MAX_BYTES)
-    raw = db.engine.raw_connection()
-    try:
-        result = replay_quarantine(raw.dbapi_connection, options, list(ids) or None)
-    finally:
-        raw.close()
-    click.echo(
-        f"ingested {result.ingested}, already stored {result.duplicates}, "
-        f"still invalid {result.still_invalid}"
-    )
+from flask import Flask
 
 
 def register(app: Flask) -> None:
-    app.cli.add_command(partitions_cli)
-    app.cli.add_command(quarantine_cli)
-    from .demo import demo_cli
-
-    app.cli.add_command(demo_cli)
     from .auth.cli import users_cli
-
-    app.cli.add_command(users_cli)
+    from .demo import demo_cli
+    from .ingest.cli import quarantine_cli
     from .investigations.cli import investigations_cli
-
-    app.cli.add_command(investigations_cli)
+    from .partitions.cli import partitions_cli
     from .stats.cli import rollups_cli
 
-    app.cli.add_command(rollups_cli)
+    for group in (
+        partitions_cli,
+        quarantine_cli,
+        demo_cli,
+        users_cli,
+        investigations_cli,
+        rollups_cli,
+    ):
+        app.cli.add_command(group)
