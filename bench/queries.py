@@ -55,6 +55,9 @@ TARGETS_MS = {
     "trace": 100,
     "stats": 150,
     "stats-all": 200,
+    # /stalled reads only its window (3 days by default): its cost follows the reports per day,
+    # not the history, hence not in SCALING_KINDS (the 1M set spreads 5x fewer rows per day).
+    "stalled": 100,
 }
 #: Cost as the data grows: median at `--rows` / median at `--compare-rows` (same months), at most
 #: this for these kinds (list, filter, free text, detail, trace, API, 30-day stats); the
@@ -261,6 +264,8 @@ def cases(s: dict) -> list[Case]:
         Case("errors (30 days)", "/errors", "stats"),
         Case("errors (all history)", "/errors?range=all", "stats-all"),
         Case("api: error groups", "/api/v1/error-groups", "stats"),
+        Case("stalled pipelines (3 days)", "/stalled", "stalled"),
+        Case("api: stalled pipelines (3 days)", "/api/v1/stalled", "stalled"),
         Case(
             f"csv export ({s['csv_rows']:,} rows)",
             "/api/v1/messages?"
