@@ -103,6 +103,8 @@ def test_filters(db, runs):
         ({"state": "x"}, "state"),
         ({"limit": "501"}, "limit"),
         ({"limit": "a"}, "limit"),
+        ({"days": "²"}, "days"),  # a digit to str.isdigit, not to int()
+        ({"instrument": "bl\x0006"}, "instrument"),  # PostgreSQL refuses NUL in text
     ],
 )
 def test_bad_arguments_name_their_field(args, field):

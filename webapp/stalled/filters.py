@@ -49,13 +49,15 @@ class StalledFilter:
                 raise InvalidFilter(
                     f"'{name}' is longer than {MAX_VALUE_LENGTH} characters.", field=name
                 )
+            if "\x00" in value:
+                raise InvalidFilter(f"'{name}' contains a NUL character.", field=name)
             return value or None
 
         def number(name: str, low: int, high: int) -> int | None:
             raw = text(name)
             if raw is None:
                 return None
-            if not raw.isdigit() or not low <= int(raw) <= high:
+            if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
                 raise InvalidFilter(f"'{name}' must be a number from {low} to {high}.", field=name)
             return int(raw)
 
