@@ -26,21 +26,9 @@ def rows_for(name: str, result: dict) -> list[tuple[str, str, str, str]]:
 
     out = []
     if name == "ingest":
-        for r in result["runs"]:
-            rate_met = r["reports_per_second"] >= result["targets"]["reports_per_second"]
-            target = (
-                f">= 5,000/s, RSS < 300 MB: {mark(rate_met and r['peak_rss_mb'] < 300)}"
-                if r["batch_size"] >= 500
-                else "(for comparison)"
-            )
-            out.append(
-                (
-                    "ingest",
-                    f"batch {r['batch_size']}, {r['count']:,} reports",
-                    f"{r['reports_per_second']:,} reports/s, peak RSS {r['peak_rss_mb']} MB",
-                    target,
-                )
-            )
+        from bench.ingest import rows
+
+        out += rows(result)
     elif name == "queries":
         d = result["data"]
         out.append(

@@ -30,11 +30,18 @@ def results(tmp_path, monkeypatch):
 
 def test_ingest_benchmark_stores_every_preloaded_report(results):
     out = ingest.main(["--count", "300", "--batch-sizes", "50", "--payload-bytes", "500"])
-    (run,) = out["runs"]
-    assert run["count"] == 300 and run["reports_per_second"] > 0
-    assert 0 < run["peak_rss_mb"] < 1000
+    one, two = out["runs"]
+    assert (one["workers"], two["workers"]) == (1, 2)
+    for run in (one, two):
+        assert run["count"] == 300 and run["reports_per_second"] > 0
+        assert 0 < run["tree_rss_mb"] < 1000 and run["of_limit"] > 0
+    for limit in ("broker", "copy", "copy_2"):
+        assert out["limits"][limit]["reports_per_second"] > 0
+    assert out["limits"]["broker"]["count"] == 300
     assert json.loads((results / "ingest.json").read_text())["runs"][0]["batch_size"] == 50
-    assert bench_main.rows_for("ingest", out)[0][0] == "ingest"
+    table = bench_main.rows_for("ingest", out)
+    assert [r[0] for r in table] == ["ingest"] * 4
+    assert all("reports/s" in r[2] for r in table)
 
 
 def test_queries_benchmark_loads_measures_and_explains(results):
