@@ -100,3 +100,27 @@ def test_documented_arguments_are_the_filters():
 
     assert {p["name"] for p in STALLED_PARAMETERS} == set(ARGUMENTS)
     assert {f.name for f in dataclasses.fields(StalledFilter)} == set(ARGUMENTS)
+
+
+NASTY = [
+    "",
+    " ",
+    "0",
+    "-1",
+    "99999999999999999999",
+    "²",
+    "١",
+    "a\x00b",
+    "x" * 600,
+    "'; --",
+    "%",
+    "\u202e",
+]
+
+
+@pytest.mark.parametrize("path", ["/stalled", "/api/v1/stalled"])
+def test_hostile_arguments_never_500(client, runs, path):
+    for name in ("days", "stage", "state", "instrument", "investigation", "limit"):
+        for value in NASTY:
+            response = client.get(path, query_string={name: value})
+            assert response.status_code in (200, 400), (name, value, response.status_code)
