@@ -1,7 +1,7 @@
 """`/errors` and `/api/v1/error-groups`: errors grouped by cause, in the user's scope (by message
 type only for a scope without details: the cause is read from the error text).
 
-Reads come from webapp.stats.queries (the rollups); bulk acknowledge / re-ingest of a group are
+Reads come from webapp.errors_view.queries (the error rollups); bulk acknowledge / re-ingest of a group are
 the actions area's endpoints (`actions.bulk_acknowledge`, `actions.bulk_reingest`), reached with
 the group's fingerprint and this page's filter: they show the exact preview count and ask for a
 confirmation.
@@ -13,10 +13,9 @@ from flask import jsonify, render_template, request
 
 from ..auth.scope import current_scope
 from ..errors import InvalidFilter
-from ..stats import queries
-from ..stats.filters import RANGES
-from ..stats.routes import page_filter, parse_filter
-from . import bp
+from ..stats import queries as stats_queries
+from ..stats.filters import RANGES, page_filter, parse_filter
+from . import bp, queries
 
 DEFAULT_LIMIT = 100
 
@@ -57,7 +56,7 @@ def index():
         groups=groups,
         flt=flt,
         ranges=list(RANGES),
-        types=queries.message_types(scope, flt),
+        types=stats_queries.message_types(scope, flt),
         details=scope.can_see_details,
         list_args=flt.message_args(),
         action_fields=_pairs(flt.message_args()),
@@ -76,7 +75,7 @@ def api_error_groups():
     return jsonify(
         {
             "filter": flt.as_json(),
-            "source": "rollups" if queries.answers_from_rollups(scope) else "messages",
+            "source": "rollups" if stats_queries.answers_from_rollups(scope) else "messages",
             "items": [g.as_json(scope) for g in groups],
         }
     )

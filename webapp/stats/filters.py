@@ -14,10 +14,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..errors import InvalidFilter
-from ..messages.filters import MessageFilter
+from flask import request
+from werkzeug.exceptions import Forbidden
+
+from ..errors import InvalidFilter, parse_keeping_input
+from ..messages.filters import MessageFilter, datetime_local_value
+
+if TYPE_CHECKING:
+    from ..auth.scope import Scope
 
 RANGES: dict[str, timedelta | None] = {
     "24h": timedelta(hours=24),
@@ -140,3 +146,30 @@ class StatsFilter:
             "range": self.range,
             "include_acknowledged": self.include_acknowledged,
         }
+
+
+def parse_filter(scope: Scope, args: Any = None) -> StatsFilter:
+    """The request's filter; metadata-only users may not filter by instrument (an identifier)
+    or error fingerprint (read from the error text): Scope.can_see."""
+    flt = StatsFilter.from_args(request.args if args is None else args)
+    for name in ("instrument", "fingerprint"):
+        if getattr(flt, name) and not scope.can_see(name):
+            raise Forbidden(f"Filtering by {name} needs a login with access to message details.")
+    return flt
+
+
+def page_filter(scope: Scope) -> tuple[StatsFilter, dict[str, Any]]:
+    """For the HTML pages: the filter without the arguments it refused, and what the shared
+    filter form shows (`refused` next to their fields, the time range in the pickers)."""
+    flt, refused = parse_keeping_input(lambda args: parse_filter(scope, args), request.args)
+    form = {
+        "refused": refused,
+        "raw_args": request.args,
+        "since_input": ""
+        if "since" in refused
+        else datetime_local_value(request.args.get("since"), end_of_day=False),
+        "until_input": ""
+        if "until" in refused
+        else datetime_local_value(request.args.get("until"), end_of_day=True),
+    }
+    return flt, form

@@ -26,21 +26,18 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
-    Text,
     cast,
     func,
     literal,
     literal_column,
     select,
-    true,
-    type_coerce,
     union_all,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, INTEGER, aggregate_order_by
+from sqlalchemy.dialects.postgresql import ARRAY, INTEGER
 
 from models import Message
-from models.stats import ErrorGroup, ErrorGroupStat, MessageStat
-from models.stats_daily import ErrorGroupStatDaily, MessageStatDaily
+from models.stats import ErrorGroupStat, MessageStat
+from models.stats_daily import MessageStatDaily
 
 from ..auth.scope import Scope
 from ..extensions import db
@@ -59,12 +56,12 @@ def answers_from_rollups(scope: Scope) -> bool:
     return all(key in ROLLUP_IDENTIFIERS for rule in scope.rules for key, _ in rule.identifiers)
 
 
-def _utc_trunc(unit: str, column):
+def utc_trunc(unit: str, column):
     """date_trunc in UTC whatever the session time zone."""
     return func.timezone("UTC", func.date_trunc(unit, func.timezone("UTC", column)))
 
 
-def _message_where(scope: Scope, flt: StatsFilter) -> list:
+def message_where(scope: Scope, flt: StatsFilter) -> list:
     m = Message
     where = [m.received_at >= flt.since, m.received_at < flt.until, scope.clause(m)]
     if flt.types:
@@ -74,7 +71,7 @@ def _message_where(scope: Scope, flt: StatsFilter) -> list:
     return where
 
 
-def _rollup_where(model, scope: Scope, flt: StatsFilter, since: datetime, until: datetime) -> list:
+def rollup_where(model, scope: Scope, flt: StatsFilter, since: datetime, until: datetime) -> list:
     where = [model.bucket >= since, model.bucket < until, scope.clause(model)]
     if flt.types:
         where.append(model.message_type.in_(flt.types))
@@ -106,7 +103,7 @@ def split_range(
     return parts
 
 
-def _parts(hourly, daily, flt: StatsFilter, hourly_only: bool = False):
+def parts(hourly, daily, flt: StatsFilter, hourly_only: bool = False):
     """(model, since, until) of each level a range reads."""
     return [
         (daily if is_daily else hourly, lo, hi)
@@ -114,7 +111,7 @@ def _parts(hourly, daily, flt: StatsFilter, hourly_only: bool = False):
     ]
 
 
-def _union(selects: list):
+def union(selects: list):
     return selects[0] if len(selects) == 1 else union_all(*selects)
 
 
@@ -128,7 +125,7 @@ def stats_source(
     rows for the whole days of the range, hourly ones for the rest (all hourly: `hourly_only`);
     plus `processing_histogram` when the rollups answer and `with_histogram`."""
     if answers_from_rollups(scope):
-        stmt = _union(
+        stmt = union(
             [
                 select(
                     s.bucket,
@@ -140,13 +137,13 @@ def stats_source(
                     s.max_processing_ms.label("max_ms"),
                     s.timed,
                     *([s.processing_histogram] if with_histogram else []),
-                ).where(*_rollup_where(s, scope, flt, lo, hi))
-                for s, lo, hi in _parts(MessageStat, MessageStatDaily, flt, hourly_only)
+                ).where(*rollup_where(s, scope, flt, lo, hi))
+                for s, lo, hi in parts(MessageStat, MessageStatDaily, flt, hourly_only)
             ]
         )
     else:
         m = Message
-        hour = _utc_trunc("hour", m.received_at)
+        hour = utc_trunc("hour", m.received_at)
         stmt = (
             select(
                 hour.label("bucket"),
@@ -158,7 +155,7 @@ def stats_source(
                 func.greatest(func.coalesce(func.max(m.processing_ms), 0), 0).label("max_ms"),
                 func.count(m.processing_ms).label("timed"),
             )
-            .where(*_message_where(scope, flt))
+            .where(*message_where(scope, flt))
             .group_by(hour, m.message_type, func.coalesce(m.instrument, ""))
         )
     return stmt.subquery("src")
@@ -175,7 +172,7 @@ def histogram_counts(scope: Scope, flt: StatsFilter) -> list[int]:
         bin_ = func.width_bucket(m.processing_ms, edges)
         stmt = (
             select(bin_, func.count())
-            .where(*_message_where(scope, flt), m.processing_ms.is_not(None))
+            .where(*message_where(scope, flt), m.processing_ms.is_not(None))
             .group_by(bin_)
         )
         offset = 0
@@ -294,7 +291,7 @@ def _trunc_py(moment: datetime, unit: str) -> datetime:
     return moment.replace(day=1)
 
 
-def _first_bucket(scope: Scope, flt: StatsFilter, source, hourly) -> datetime | None:
+def first_bucket(scope: Scope, flt: StatsFilter, source, hourly) -> datetime | None:
     """The first hour with rows in the range: only an unbounded range ("all") needs it (to
     start its axis and pick its granularity). Through the daily rows when the rollups answer:
     their first day, then that day's first hour."""
@@ -304,7 +301,7 @@ def _first_bucket(scope: Scope, flt: StatsFilter, source, hourly) -> datetime | 
     if first is None or not answers_from_rollups(scope):
         return first
     day = replace(flt, since=max(flt.since, first), until=min(flt.until, first + timedelta(days=1)))
-    where = _rollup_where(hourly, scope, day, day.since, day.until)
+    where = rollup_where(hourly, scope, day, day.since, day.until)
     if hourly is ErrorGroupStat and flt.fingerprint:
         where.append(hourly.fingerprint == flt.fingerprint)
     return db.session.scalar(select(func.min(hourly.bucket)).where(*where)) or first
@@ -317,16 +314,16 @@ def series(scope: Scope, flt: StatsFilter) -> dict[str, Any]:
 
 def _series(scope: Scope, flt: StatsFilter) -> tuple[dict[str, Any], list]:
     """series() and its (step, message type, total, errored) rows."""
-    first = _first_bucket(scope, flt, stats_source, MessageStat)
+    first = first_bucket(scope, flt, stats_source, MessageStat)
     unit = granularity(flt, first)
     src = stats_source(scope, flt, hourly_only=unit == "hour")
-    t = _utc_trunc(unit, src.c.bucket)
+    t = utc_trunc(unit, src.c.bucket)
     rows = db.session.execute(
         select(t, src.c.message_type, func.sum(src.c.total), func.sum(src.c.errored))
         .group_by(t, src.c.message_type)
         .order_by(t)
     ).all()
-    axis = _axis(flt, first, unit)
+    axis = time_axis(flt, first, unit)
     index = {m: i for i, m in enumerate(axis)}
     types: dict[str, dict[str, list]] = {}
     for when, message_type, total, errored in rows:
@@ -362,7 +359,7 @@ def heatmap(
         rows = [(m, t, n, e) for (m, t), (n, e) in sums.items()]
     else:
         src = stats_source(scope, flt)
-        month = _utc_trunc("month", src.c.bucket)
+        month = utc_trunc("month", src.c.bucket)
         rows = db.session.execute(
             select(month, src.c.message_type, func.sum(src.c.total), func.sum(src.c.errored))
             .group_by(month, src.c.message_type)
@@ -395,253 +392,7 @@ def message_types(scope: Scope, flt: StatsFilter) -> list[str]:
     )
 
 
-# ---- error groups ---------------------------------------------------------------------------------
-
-
-def error_source(scope: Scope, flt: StatsFilter, hourly_only: bool = False):
-    """(fingerprint, bucket, message_type, instrument, count, acknowledged, first_seen_at,
-    last_seen_at, sample_message_id, sample_error) rows: daily rows for the whole days of the
-    range, hourly ones for the rest.
-
-    Without `include_acknowledged`, error_groups() takes first/last seen and the sample from the
-    rows with open errors only; a daily row then gives those of its open hours (`open_*`), so
-    the result is the hourly rows' one.
-    """
-    if answers_from_rollups(scope):
-        selects = []
-        for s, lo, hi in _parts(ErrorGroupStat, ErrorGroupStatDaily, flt, hourly_only):
-            if s is ErrorGroupStatDaily and not flt.include_acknowledged:
-                seen = (
-                    s.open_first_seen_at.label("first_seen_at"),
-                    s.open_last_seen_at.label("last_seen_at"),
-                    s.open_sample_message_id.label("sample_message_id"),
-                    s.open_sample_error.label("sample_error"),
-                )
-            else:
-                seen = (s.first_seen_at, s.last_seen_at, s.sample_message_id, s.sample_error)
-            stmt = select(
-                s.fingerprint,
-                s.bucket,
-                s.message_type,
-                s.instrument,
-                s.count,
-                s.acknowledged,
-                *seen,
-            ).where(*_rollup_where(s, scope, flt, lo, hi))
-            if flt.fingerprint:
-                stmt = stmt.where(s.fingerprint == flt.fingerprint)
-            selects.append(stmt)
-        stmt = _union(selects)
-    else:
-        m = Message
-        hour = _utc_trunc("hour", m.received_at)
-        instrument = func.coalesce(m.instrument, "")
-        stmt = (
-            select(
-                m.error_fingerprint.label("fingerprint"),
-                hour.label("bucket"),
-                m.message_type,
-                instrument.label("instrument"),
-                func.count().label("count"),
-                func.count().filter(m.acknowledged_at.is_not(None)).label("acknowledged"),
-                func.min(m.received_at).label("first_seen_at"),
-                func.max(m.received_at).label("last_seen_at"),
-                func.min(m.id).label("sample_message_id"),
-                literal(None).label("sample_error"),
-            )
-            .where(*_message_where(scope, flt), m.error_fingerprint.is_not(None))
-            .group_by(m.error_fingerprint, hour, m.message_type, instrument)
-        )
-        if flt.fingerprint:
-            stmt = stmt.where(m.error_fingerprint == flt.fingerprint)
-    return stmt.subquery("errsrc")
-
-
-@dataclass
-class GroupRow:
-    #: What the group is: its error fingerprint, or for a scope without details its message
-    #: type (counts by type and time only: a fingerprint is read from the error text).
-    key: str
-    fingerprint: str | None
-    count: int
-    total: int
-    acknowledged: int
-    first_seen_at: datetime
-    last_seen_at: datetime
-    message_types: list[str]
-    instruments: list[str]
-    callback: str | None
-    exception_class: str | None
-    normalized_text: str | None
-    sample_message_id: int | None
-    sample_error: str | None
-
-    @property
-    def unacknowledged(self) -> int:
-        return self.total - self.acknowledged
-
-    def list_args(self, base: dict[str, Any]) -> dict[str, Any]:
-        """Message-list arguments of this group's errors (`base`: the page's filter)."""
-        if self.fingerprint is not None:
-            return {"fingerprint": self.fingerprint, **base}
-        rest = {k: v for k, v in base.items() if k not in ("type", "status")}
-        return {"type": self.key, "status": "errored", **rest}
-
-    def as_json(self, scope: Scope) -> dict[str, Any]:
-        """The group as `scope` may see it (Scope.visible: counts by type and time only
-        without details)."""
-        return scope.visible(
-            {
-                "fingerprint": self.fingerprint,
-                "count": self.count,
-                "total": self.total,
-                "acknowledged": self.acknowledged,
-                "unacknowledged": self.unacknowledged,
-                "first_seen_at": self.first_seen_at.isoformat(),
-                "last_seen_at": self.last_seen_at.isoformat(),
-                "message_types": self.message_types,
-                "callback": self.callback,
-                "exception_class": self.exception_class,
-                "sample_message_id": self.sample_message_id,
-                "instruments": self.instruments,
-                "normalized_text": self.normalized_text,
-                "sample_error": self.sample_error,
-            }
-        )
-
-
-def _group_key(scope: Scope, src):
-    """What error groups are keyed by: the fingerprint, or the message type for a scope
-    without details (a fingerprint is read from the error text)."""
-    return src.c.fingerprint if scope.can_see("fingerprint") else src.c.message_type
-
-
-def error_groups(scope: Scope, flt: StatsFilter, limit: int = 100) -> list[GroupRow]:
-    """Error groups in scope and filter, most frequent first (acknowledged ones only when
-    `flt.include_acknowledged`); per message type for a scope without details."""
-    src = error_source(scope, flt)
-    key = _group_key(scope, src)
-    open_ = src.c.count > src.c.acknowledged
-    if flt.include_acknowledged:
-        counted, keep = src.c.count, true()
-    else:
-        counted, keep = src.c.count - src.c.acknowledged, open_
-    count = func.sum(counted)
-    sample = func.min(src.c.sample_message_id).filter(keep)
-    # The text of that sample only: aggregating every row's (id, text) pair made the database
-    # send, and Python decode, thousands of JSON values per group.
-    sample_error = type_coerce(
-        func.array_agg(aggregate_order_by(src.c.sample_error, src.c.sample_message_id)).filter(
-            keep
-        ),
-        ARRAY(Text),
-    )[1]
-    grouped = (
-        select(
-            key.label("key"),
-            count.label("count"),
-            func.sum(src.c.count).label("total"),
-            func.sum(src.c.acknowledged).label("acknowledged"),
-            func.min(src.c.first_seen_at).filter(keep).label("first_seen_at"),
-            func.max(src.c.last_seen_at).filter(keep).label("last_seen_at"),
-            func.array_agg(src.c.message_type.distinct()).filter(keep).label("types"),
-            func.array_agg(src.c.instrument.distinct()).filter(keep).label("instruments"),
-            sample.label("sample_id"),
-            sample_error.label("sample_error"),
-        )
-        .group_by(key)
-        .having(count > 0)
-        .order_by(count.desc(), key)
-        .limit(max(1, min(limit, MAX_GROUPS)))
-        .subquery("g")
-    )
-    by_cause = scope.can_see("fingerprint")
-    g = ErrorGroup
-    if by_cause:
-        stmt = select(grouped, g.callback, g.exception_class, g.normalized_text).outerjoin(
-            g, g.fingerprint == grouped.c.key
-        )
-    else:
-        nothing = literal(None)
-        stmt = select(
-            grouped,
-            nothing.label("callback"),
-            nothing.label("exception_class"),
-            nothing.label("normalized_text"),
-        )
-    rows = db.session.execute(stmt.order_by(grouped.c.count.desc(), grouped.c.key)).all()
-    # Without details a row carries nothing read from identifiers or error texts at all (not
-    # only hidden by as_json or the template).
-    details = scope.can_see_details
-    out = []
-    for r in rows:
-        out.append(
-            GroupRow(
-                key=r.key,
-                fingerprint=r.key if by_cause else None,
-                count=int(r.count),
-                total=int(r.total),
-                acknowledged=int(r.acknowledged),
-                first_seen_at=r.first_seen_at,
-                last_seen_at=r.last_seen_at,
-                message_types=sorted(r.types or []),
-                instruments=sorted(i for i in (r.instruments or []) if i) if details else [],
-                callback=r.callback,
-                exception_class=r.exception_class,
-                normalized_text=r.normalized_text,
-                sample_message_id=int(r.sample_id) if details else None,
-                sample_error=r.sample_error if details else None,
-            )
-        )
-    if by_cause and not answers_from_rollups(scope):
-        _fill_fallback_samples(out)
-    return out
-
-
-def _fill_fallback_samples(groups: list[GroupRow]) -> None:
-    """The fallback source has no stored sample text: read the sample messages (by id)."""
-    from .services import sample_text
-
-    ids = [g.sample_message_id for g in groups]
-    if not ids:
-        return
-    m = Message
-    rows = {
-        r.id: r
-        for r in db.session.execute(
-            select(m.id, m.message_type, m.error_message).where(m.id.in_(ids))
-        )
-    }
-    for group in groups:
-        row = rows.get(group.sample_message_id)
-        if row is not None:
-            group.sample_error = sample_text(row.message_type, row.error_message, group.fingerprint)
-
-
-def group_series(scope: Scope, flt: StatsFilter, keys: list[str]) -> dict[str, Any]:
-    """Per error group (GroupRow.key), its counts over the range (sparklines of /errors)."""
-    if not keys:
-        return {"granularity": None, "buckets": [], "groups": {}}
-    first = _first_bucket(scope, flt, error_source, ErrorGroupStat)
-    unit = granularity(flt, first)
-    src = error_source(scope, flt, hourly_only=unit == "hour")
-    key = _group_key(scope, src)
-    t = _utc_trunc(unit, src.c.bucket)
-    counted = src.c.count if flt.include_acknowledged else src.c.count - src.c.acknowledged
-    rows = db.session.execute(
-        select(t, key, func.sum(counted)).where(key.in_(keys)).group_by(t, key)
-    ).all()
-    axis = _axis(flt, first, unit)
-    index = {m: i for i, m in enumerate(axis)}
-    groups = {k: [0] * len(axis) for k in keys}
-    for when, fp, n in rows:
-        i = index.get(when.astimezone(UTC))
-        if i is not None:
-            groups[fp][i] = int(n)
-    return {"granularity": unit, "buckets": [m.isoformat() for m in axis], "groups": groups}
-
-
-def _axis(flt: StatsFilter, first: datetime | None, unit: str) -> list[datetime]:
+def time_axis(flt: StatsFilter, first: datetime | None, unit: str) -> list[datetime]:
     start = flt.since if flt.since > EPOCH or first is None else first
     axis: list[datetime] = []
     moment = _trunc_py(start, unit)
@@ -651,13 +402,9 @@ def _axis(flt: StatsFilter, first: datetime | None, unit: str) -> list[datetime]
     return axis
 
 
-def stats_report(scope: Scope, flt: StatsFilter, top: int = 10) -> dict[str, Any]:
-    """Everything /stats shows (and /api/v1/stats returns) for a scope and filter.
-
-    Its top error groups count acknowledged errors too, like its error tiles: /stats shows what
-    failed; /errors is where open causes are worked on.
-    """
-    groups = error_groups(scope, replace(flt, include_acknowledged=True), limit=top)
+def stats_report(scope: Scope, flt: StatsFilter) -> dict[str, Any]:
+    """/stats' tiles, series and heatmap for a scope and filter (its top error groups come from
+    the errors area: webapp.errors_view.queries)."""
     series_, series_rows = _series(scope, flt)
     return {
         "filter": flt.as_json(),
@@ -665,5 +412,4 @@ def stats_report(scope: Scope, flt: StatsFilter, top: int = 10) -> dict[str, Any
         "summary": summary(scope, flt).as_json(),
         "series": series_,
         "heatmap": heatmap(scope, flt, (series_["granularity"], series_rows)),
-        "top_error_groups": [g.as_json(scope) for g in groups],
     }
