@@ -24,7 +24,7 @@ import psycopg2
 from celery import bootsteps, signals
 from kombu import Consumer, Exchange, Queue
 
-from webapp.health import heartbeats
+from webapp.health import batch_histogram, heartbeats
 from webapp.ingest.writer import ParseOptions, RawReport, prepare_batch, write_prepared
 
 logger = logging.getLogger("pacer_dashboard.ingest")
@@ -198,6 +198,7 @@ class ReportIngestor:
             "size": result.stored + result.duplicates + result.quarantined,
             "seconds": round(result.seconds, 3),
         }
+        batch_histogram.observe(result.seconds)
         if self.on_batch is not None:
             self.on_batch()
         logger.info(
@@ -466,6 +467,8 @@ class ReportConsumerStep(bootsteps.ConsumerStep):
             "last_batch_size": last["size"] if last else None,
             "last_batch_seconds": last["seconds"] if last else None,
             "totals": dict(ingestor.totals) if ingestor is not None else {},
+            # /metrics' pacer_dashboard_ingest_batch_duration_seconds (webapp/health/prom.py).
+            batch_histogram.KEY: batch_histogram.snapshot(),
         }
 
 

@@ -55,6 +55,9 @@ def command(name: str, settings: Settings, extra: tuple[str, ...] = ()) -> list[
             "5",
             "--access-logfile",
             "-",
+            # Hooks: the request-latency metrics of an exited worker (webapp/gunicorn_conf.py).
+            "-c",
+            "python:webapp.gunicorn_conf",
             *extra,
             "wsgi:app",
         ]
@@ -101,6 +104,19 @@ def command(name: str, settings: Settings, extra: tuple[str, ...] = ()) -> list[
     raise ValueError(f"unknown process {name!r}: expected one of {', '.join(PROCESSES)}")
 
 
+def metrics_dir(settings: Settings) -> Path:
+    """The web process's prometheus-client multiprocess directory, emptied: every gunicorn
+    worker writes its request latencies there and /metrics adds them up (webapp/health/prom.py).
+    One per bind address, like the control socket; PROMETHEUS_MULTIPROC_DIR, when set, wins."""
+    host, _, port = settings.WEB_BIND.rpartition(":")
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    path = Path(given) if given else run_dir(settings) / "prometheus" / f"web-{port}"
+    path.mkdir(parents=True, exist_ok=True)
+    for stale in path.glob("*.db"):
+        stale.unlink()
+    return path
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: exec the named process."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -114,6 +130,9 @@ def main(argv: list[str] | None = None) -> None:
     except ConfigError as exc:
         raise SystemExit(f"pacer-dashboard: configuration error: {exc}") from None
     args = command(argv[0], settings, tuple(argv[1:]))
+    if argv[0] == "web":
+        # Before gunicorn starts: prometheus-client chooses multiprocess mode at import.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir(settings))
     sys.stdout.flush()
     os.execvp(args[0], args)  # noqa: S606 - a fixed program with arguments we built
 

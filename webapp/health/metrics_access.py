@@ -57,21 +57,41 @@ class TypeTotals:
     message_type: str
     total: int
     errored: int
+    #: Unix time the type was last seen (None: not known); "other" has the latest of its types.
+    last_seen: float | None = None
 
 
 def cap_message_types(rows: Iterable, limit: int = MAX_MESSAGE_TYPE_LABELS) -> list[TypeTotals]:
     """The `limit` most frequent types (by total, then name), the rest summed as "other".
 
-    `rows` have `message_type`, `total` and `errored`. A producer type literally named "other"
-    joins the aggregate (one series per label value, never two).
+    `rows` have `message_type`, `total`, `errored` and optionally `last_seen`. A producer type
+    literally named "other" joins the aggregate (one series per label value, never two).
     """
-    items = [TypeTotals(str(r.message_type), int(r.total or 0), int(r.errored or 0)) for r in rows]
+    items = [
+        TypeTotals(
+            str(r.message_type),
+            int(r.total or 0),
+            int(r.errored or 0),
+            _seconds(getattr(r, "last_seen", None)),
+        )
+        for r in rows
+    ]
     named = [t for t in items if t.message_type != OTHER_TYPE]
     named.sort(key=lambda t: (-t.total, t.message_type))
     kept, rest = named[:limit], named[limit:] + [t for t in items if t.message_type == OTHER_TYPE]
     kept.sort(key=lambda t: t.message_type)
     if rest:
+        seen = [t.last_seen for t in rest if t.last_seen is not None]
         kept.append(
-            TypeTotals(OTHER_TYPE, sum(t.total for t in rest), sum(t.errored for t in rest))
+            TypeTotals(
+                OTHER_TYPE,
+                sum(t.total for t in rest),
+                sum(t.errored for t in rest),
+                max(seen) if seen else None,
+            )
         )
     return kept
+
+
+def _seconds(value) -> float | None:
+    return None if value is None else float(value)
