@@ -4,13 +4,18 @@ All consumers share one consuming connection and channel (each with its own pref
 and onward messages go through one `Publisher` on a second connection with publisher confirms.
 The worker reconnects after broker restarts (kombu's ConsumerMixin) and stops cleanly when
 `stop()` is called, e.g. from a SIGTERM handler.
+
+`paused` (optional) names message types whose consumer should stop consuming for now (checked
+about every second): their messages wait in their queues and no report is sent, as when that
+consumer dies; they are consumed again when the type leaves the set (the demo's silence).
 """
 
 from __future__ import annotations
 
 import logging
 import signal
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
 from kombu import Connection, Exchange, Queue
@@ -21,6 +26,9 @@ from .consumer import PACERConsumer
 from .producer import Publisher
 
 logger = logging.getLogger(__name__)
+
+#: How often `paused` is asked which consumers should not consume.
+PAUSE_CHECK_SECONDS = 1.0
 
 
 class PACERWorker(ConsumerMixin):
@@ -33,6 +41,7 @@ class PACERWorker(ConsumerMixin):
         *,
         declare: Iterable[Exchange | Queue] = (),
         publisher: Publisher | None = None,
+        paused: Callable[[], Collection[str]] | None = None,
     ):
         if not consumers:
             raise ValueError("a worker needs at least one consumer")
@@ -45,6 +54,10 @@ class PACERWorker(ConsumerMixin):
         self.publisher = publisher or Publisher(connection)
         self._owns_publisher = publisher is None
         self.ready = False
+        self.paused = paused
+        self._kombu_consumers: dict[str, Any] = {}
+        self._paused_now: set[str] = set()
+        self._next_pause_check = 0.0
         for consumer in self.consumers:
             consumer.bind(self.publisher)
 
@@ -68,11 +81,36 @@ class PACERWorker(ConsumerMixin):
         self, connection: Any, channel: Any, consumers: Any, **kwargs: Any
     ) -> None:
         """Mark the worker ready once every queue is being consumed."""
+        self._kombu_consumers = {
+            c.dashboard_message_type: k for c, k in zip(self.consumers, consumers, strict=True)
+        }
+        self._paused_now = set()
+        self._apply_pauses(force=True)
         self.ready = True
         logger.info(
             "consuming %s",
             ", ".join(f"{c.queue_name} ({c.dashboard_message_type})" for c in self.consumers),
         )
+
+    def on_iteration(self) -> None:
+        """Between deliveries: pause or resume consumers as `paused` says."""
+        self._apply_pauses()
+
+    def _apply_pauses(self, force: bool = False) -> None:
+        if self.paused is None or not self._kombu_consumers:
+            return
+        now = time.monotonic()
+        if not force and now < self._next_pause_check:
+            return
+        self._next_pause_check = now + PAUSE_CHECK_SECONDS
+        wanted = set(self.paused()) & set(self._kombu_consumers)
+        for message_type in sorted(wanted - self._paused_now):
+            self._kombu_consumers[message_type].cancel()
+            logger.warning("paused the %s consumer: its messages wait, no reports", message_type)
+        for message_type in sorted(self._paused_now - wanted):
+            self._kombu_consumers[message_type].consume()
+            logger.info("resumed the %s consumer", message_type)
+        self._paused_now = wanted
 
     def on_connection_error(self, exc: Exception, interval: float) -> None:
         """Log broker outages (kombu retries)."""
@@ -103,10 +141,11 @@ def run_consumers(
     broker: BrokerSettings | None = None,
     declare: Iterable[Exchange | Queue] = (),
     handle_signals: bool = True,
+    paused: Callable[[], Collection[str]] | None = None,
 ) -> None:
     """Run consumers in this process until SIGTERM/SIGINT (the usual `main` of a PACER)."""
     broker = broker or BrokerSettings.from_env()
-    worker = PACERWorker(broker.connection(), consumers, declare=declare)
+    worker = PACERWorker(broker.connection(), consumers, declare=declare, paused=paused)
     if handle_signals:
 
         def _stop(signum: int, _frame: Any) -> None:

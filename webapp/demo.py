@@ -221,3 +221,38 @@ def demo_seed(count: int, days: int, seed: int):
     finally:
         raw.close()
     click.echo(f"stored {stored} demo reports")
+
+
+@demo_cli.command("silence")
+@click.argument("message_types", nargs=-1)
+@click.option("--resume", is_flag=True, help="Let these types (every one when none) report again.")
+def demo_silence(message_types: tuple[str, ...], resume: bool):
+    """Stop the demo PACER's consumers of these types (as if they died), or --resume them."""
+    from pathlib import Path
+
+    from pacer.demo import topology
+    from pacer.demo.run import SILENCE_FILE, silenced_types
+
+    known = {
+        topology.DATASET_INGESTION,
+        topology.INTERNAL_DATASET_INGESTION,
+        topology.INTERNAL_STATISTICS,
+        topology.INTERNAL_DATASET_LINKS,
+        topology.USER_SYNC,
+        topology.PROPOSAL_SYNC,
+        topology.INVESTIGATION_OPS,
+    }
+    unknown = sorted(set(message_types) - known)
+    if unknown:
+        raise click.BadParameter(
+            f"not a demo message type: {', '.join(unknown)} (one of {', '.join(sorted(known))})"
+        )
+    path = Path(current_app.extensions["settings"].RUN_DIR) / SILENCE_FILE
+    silenced = silenced_types(path)
+    if resume:
+        silenced = silenced - set(message_types) if message_types else set()
+    else:
+        silenced |= set(message_types)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{t}\n" for t in sorted(silenced)))
+    click.echo(f"silenced: {', '.join(sorted(silenced)) or 'none'} ({path})")

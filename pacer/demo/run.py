@@ -1,5 +1,10 @@
 """`python -m pacer.demo.run`: every demo consumer in one process until SIGTERM/SIGINT.
 
+Silence (to watch the dashboard's silence alerts): the consumers of the message types listed in
+the control file (`--control-file`, default `$RUN_DIR/demo-silenced`, one type per line; written
+by `flask demo silence TYPE`) stop consuming within a second, as if they had died, and resume when
+the type leaves the file. Without the file, PACER_DEMO_SILENCE (comma-separated types) says which.
+
 Broker from RMQ_*; reports to DASHBOARD_EXCHANGE / DASHBOARD_ROUTING_KEY (DESIGN §3 defaults).
 The dashboard's report queue (DASHBOARD_QUEUE, default `dashboard-logging`) is declared too, so
 reports wait for a dashboard that starts later.
@@ -12,6 +17,7 @@ import logging
 import os
 import random
 import sys
+from pathlib import Path
 
 from pacer.config import DEFAULT_REPORT_QUEUE, BrokerSettings, ConfigError, ReportSettings
 from pacer.worker import report_queue, run_consumers
@@ -21,6 +27,18 @@ from .tasks import Simulation
 from .topology import DemoTopology
 
 logger = logging.getLogger("pacer.demo")
+
+#: Name of the control file in RUN_DIR (`flask demo silence` writes it).
+SILENCE_FILE = "demo-silenced"
+
+
+def silenced_types(path: Path, default: str = "") -> set[str]:
+    """Types whose consumer should be silent: the control file's lines, else `default` (csv)."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        text = default.replace(",", "\n")
+    return {line.strip() for line in text.splitlines() if line.strip() and line[0] != "#"}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -40,6 +58,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--no-report-queue",
         action="store_true",
         help="do not declare the dashboard's report queue",
+    )
+    parser.add_argument(
+        "--control-file",
+        default=os.environ.get("PACER_DEMO_CONTROL_FILE")
+        or str(Path(os.environ.get("RUN_DIR", ".run")) / SILENCE_FILE),
+        help="file listing the silenced message types (default $RUN_DIR/demo-silenced)",
     )
     parser.add_argument("--seed", type=int, default=None, help="random seed (reproducible runs)")
     parser.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "INFO"))
@@ -71,7 +95,14 @@ def main(argv: list[str] | None = None) -> int:
     if queue is not None:
         declare.append(queue)
     logger.info("demo PACER on %r, reports to %s/%s", broker, reports.exchange, reports.routing_key)
-    run_consumers(consumers, broker=broker, declare=declare)
+    control = Path(args.control_file)
+    default = os.environ.get("PACER_DEMO_SILENCE", "")
+    run_consumers(
+        consumers,
+        broker=broker,
+        declare=declare,
+        paused=lambda: silenced_types(control, default),
+    )
     logger.info("demo PACER stopped")
     return 0
 

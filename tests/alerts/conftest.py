@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-from email import message_from_bytes
+from email import message_from_bytes, policy
 from email.message import Message as EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -21,7 +21,8 @@ class _Collect:
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
         self.envelopes.append(envelope)
-        self.mails.append(message_from_bytes(envelope.original_content or envelope.content))
+        raw = envelope.original_content or envelope.content
+        self.mails.append(message_from_bytes(raw, policy=policy.default))
         return "250 OK"
 
 
