@@ -19,6 +19,12 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base
 
+#: The values of `InvestigationCheck.status`.
+PENDING, COMPLETE, EXPIRED, ERROR = "pending", "complete", "expired", "error"
+STATUSES = (PENDING, ERROR, EXPIRED, COMPLETE)
+#: Checks that are finished and never looked at again by the scheduled run.
+FINAL_STATUSES = (COMPLETE, EXPIRED)
+
 
 class InvestigationCheck(Base):
     """One row per (investigation name, visit id)."""
@@ -40,6 +46,6 @@ class InvestigationCheck(Base):
     has_pss_item: Mapped[bool | None] = mapped_column(Boolean)
     #: [{"operations": [...], "at": iso}] — every request published to PACER.
     operations_sent: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, server_default="[]")
-    #: pending | complete | expired | error
+    #: one of STATUSES: pending | complete | expired | error
     status: Mapped[str] = mapped_column(Text, server_default="pending", index=True)
     last_error: Mapped[str | None] = mapped_column(Text)

@@ -184,6 +184,13 @@ def preview_count(stmt) -> int | None:
         return None
 
 
+def reingest_preview_count(stmt, settings: Any) -> int | None:
+    """`preview_count` of the messages of `stmt` whose exchange re-ingest may publish to."""
+    from .targets import allowed_clause
+
+    return preview_count(stmt.where(allowed_clause(settings)))
+
+
 def expected_arg(raw: str | None) -> int | None:
     """The `expected` count a bulk confirmation carries (None when absent); 400 if not a number."""
     try:

@@ -11,7 +11,7 @@ from werkzeug.routing import BuildError
 from ..auth.scope import current_scope
 from ..errors import DomainError, keep_audit_on_error
 from ..extensions import db
-from . import bp, editor, queries, ratelimit, services, targets
+from . import bp, editor, queries, services, targets
 from .services import PermissionDenied, ReingestRequest
 
 logger = logging.getLogger(__name__)
@@ -121,7 +121,7 @@ def reingest_message(message_id: int):
     except targets.ReingestRefused as exc:
         db.session.commit()
         return _render_reingest(message, "", "", error=exc.message, blocked=True), exc.status
-    except ratelimit.RateLimited as exc:
+    except services.RateLimited as exc:
         db.session.commit()
         page = _render_reingest(
             message, _for_editing(message, form.payload), form.routing_key, error=exc.message
@@ -276,14 +276,13 @@ def bulk_reingest():
     settings = _settings()
     if request.method == "GET":
         _require_login_or_permission(scope.can_reingest(), "re-ingest messages")
-        if not settings.REINGEST_EXCHANGES:
-            raise targets.ReingestRefused(targets.DISABLED)
+        services.check_reingest_enabled(settings)
         args = _frozen(args)
         stmt = queries.filtered_messages(scope, args, "reingest")
         return render_template(
             "actions/bulk_preview.html",
             action="reingest",
-            count=queries.preview_count(stmt.where(targets.allowed_clause(settings))),
+            count=queries.reingest_preview_count(stmt, settings),
             refused=services.refused_summary_bounded(
                 scope, args, settings, queries.PREVIEW_COUNT_TIMEOUT_MS
             ),

@@ -25,6 +25,7 @@ from ..errors import DomainError
 from ..extensions import db
 from . import ratelimit, targets
 from .queries import AUDIT_MAX_IDS, filtered_messages, routing_keys_seen
+from .ratelimit import RateLimited
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +55,12 @@ def audit(
 
 class PermissionDenied(DomainError):
     status = 403
+
+
+def check_reingest_enabled(settings: Any) -> None:
+    """Raise ReingestRefused when re-ingest is disabled (REINGEST_EXCHANGES is empty)."""
+    if not settings.REINGEST_EXCHANGES:
+        raise targets.ReingestRefused(targets.DISABLED)
 
 
 # ---- acknowledge ---------------------------------------------------------------------------------
@@ -222,7 +229,7 @@ def reingest(scope: Scope, message: Message, request: ReingestRequest, settings:
         raise targets.ReingestRefused(reason, field="exchange")
     try:
         ratelimit.check(scope.actor, settings.REINGEST_USER_PER_MINUTE)
-    except ratelimit.RateLimited as exc:
+    except RateLimited as exc:
         audit(
             scope.actor,
             "reingest",

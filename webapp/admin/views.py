@@ -298,19 +298,10 @@ class QuarantineView(AdminOnly, SafeArgs, ModelView):
         "Ingest the selected bodies again through the current parser?",
     )
     def action_replay(self, ids):
-        from ..ingest.replay import replay_quarantine
-        from ..ingest.writer import ParseOptions
+        from ..ingest.services import replay_quarantined
 
-        settings = current_app.extensions["settings"]
-        options = ParseOptions(
-            settings.REPORT_TASK_NAME, settings.timezone, settings.REPORT_MAX_BYTES
-        )
         wanted = [int(i) for i in ids if str(i).isdigit() and 0 < int(i) <= _BIGINT_MAX]
-        raw = db.engine.raw_connection()
-        try:
-            result = replay_quarantine(raw.dbapi_connection, options, wanted)
-        finally:
-            raw.close()
+        result = replay_quarantined(current_app.extensions["settings"], wanted)
         outcome = "ok" if not result.still_invalid else ("partial" if result.ingested else "error")
         _audit(
             "quarantine-replay",

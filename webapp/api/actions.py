@@ -16,7 +16,7 @@ from flask import current_app, jsonify, request, url_for
 from werkzeug.datastructures import MultiDict
 
 from ..actions import queries as action_queries
-from ..actions import ratelimit, services, targets
+from ..actions import services
 from ..auth.scope import current_scope
 from ..errors import DomainError, keep_audit_on_error
 from ..extensions import db
@@ -110,7 +110,7 @@ def reingest_message(message_id: int):
     )
     try:
         row = services.reingest(scope, message, form, _settings())
-    except ratelimit.RateLimited as exc:
+    except services.RateLimited as exc:
         db.session.commit()
         response = jsonify(_error_body(exc))
         response.status_code = exc.status
@@ -217,14 +217,13 @@ def bulk_reingest():
     if request.method == "GET":
         if not scope.can_reingest():
             raise services.PermissionDenied("You may not re-ingest messages.")
-        if not settings.REINGEST_EXCHANGES:
-            raise targets.ReingestRefused(targets.DISABLED)
+        services.check_reingest_enabled(settings)
         args = _bounded(args)
         stmt = action_queries.filtered_messages(scope, args, "reingest")
         refused = services.refused_summary_bounded(scope, args, settings, 10_000)
         return jsonify(
             {
-                "count": action_queries.preview_count(stmt.where(targets.allowed_clause(settings))),
+                "count": action_queries.reingest_preview_count(stmt, settings),
                 "through_id": int(args[action_queries.THROUGH_ID]),
                 "refused": {"count": refused["count"], "exchanges": refused["exchanges"]}
                 if refused

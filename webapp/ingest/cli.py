@@ -41,16 +41,9 @@ def quarantine_list(show_all: bool, limit: int):
 @click.option("--id", "ids", multiple=True, type=int, help="Only these quarantine ids.")
 def quarantine_replay(ids: tuple[int, ...]):
     """Ingest the quarantined bodies that are valid reports now; keep the rest."""
-    from .replay import replay_quarantine
-    from .writer import ParseOptions
+    from .services import replay_quarantined
 
-    s = _settings()
-    options = ParseOptions(s.REPORT_TASK_NAME, s.timezone, s.REPORT_MAX_BYTES)
-    raw = db.engine.raw_connection()
-    try:
-        result = replay_quarantine(raw.dbapi_connection, options, list(ids) or None)
-    finally:
-        raw.close()
+    result = replay_quarantined(_settings(), list(ids) or None)
     click.echo(
         f"ingested {result.ingested}, already stored {result.duplicates}, "
         f"still invalid {result.still_invalid}"

@@ -8,11 +8,10 @@ from datetime import datetime
 
 from sqlalchemy import and_, func, or_, select
 
-from models.investigations import InvestigationCheck
+from models.investigations import STATUSES, InvestigationCheck
 
 from ..errors import InvalidFilter
 from ..extensions import db
-from .services import STATUSES
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 500

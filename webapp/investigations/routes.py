@@ -6,12 +6,13 @@ import logging
 
 from flask import abort, current_app, render_template, request
 
+from models.investigations import FINAL_STATUSES, STATUSES
+
 from ..auth.scope import current_scope
 from ..extensions import db
 from . import bp, queries, services
 from .gateway import gateway_for
 from .pss import pss_client_for
-from .services import FINAL_STATUSES, STATUSES
 
 logger = logging.getLogger(__name__)
 

@@ -33,7 +33,15 @@ from typing import Any
 from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
-from models.investigations import InvestigationCheck
+from models.investigations import (
+    COMPLETE,
+    ERROR,
+    EXPIRED,
+    FINAL_STATUSES,
+    PENDING,
+    STATUSES,
+    InvestigationCheck,
+)
 
 from ..amqp import Publisher, PublishError
 from ..locks import LOCK_INVESTIGATION_CHECKS, run_lock
@@ -45,10 +53,6 @@ logger = logging.getLogger(__name__)
 OP_MINT_DOI = "mint-proposal"
 OP_CREATE_PSS_ITEM = "create-panosc-item"
 
-PENDING, COMPLETE, EXPIRED, ERROR = "pending", "complete", "expired", "error"
-STATUSES = (PENDING, ERROR, EXPIRED, COMPLETE)
-#: Checks that are finished and never looked at again by the scheduled run.
-FINAL_STATUSES = (COMPLETE, EXPIRED)
 
 #: Do not request the same operation for the same investigation again within this delay.
 RESEND_AFTER = timedelta(hours=12)
