@@ -41,9 +41,10 @@ test: install  ## start services, run every test (unit, integration, browser)
 test-fast: install  ## the unit tests only: no PostgreSQL, RabbitMQ or browser, in seconds
 	$(VENV)/bin/pytest -m unit -q
 
-lint: install  ## ruff format --check + ruff check + dependency vulnerability scan
+lint: install  ## ruff format --check + ruff check + layer contracts (.importlinter) + dependency scan
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-cache --no-logo
 	scripts/audit.sh
 
 format: install
