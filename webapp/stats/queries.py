@@ -27,17 +27,20 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     cast,
+    exists,
     func,
     literal,
     literal_column,
+    or_,
     select,
+    text,
     union_all,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, INTEGER
 
 from models import Message
 from models.stats import ErrorGroupStat, MessageStat
-from models.stats_daily import MessageStatDaily
+from models.stats_daily import ErrorGroupStatDaily, MessageStatDaily
 
 from ..auth.scope import Scope
 from ..extensions import db
@@ -297,7 +300,19 @@ def first_bucket(scope: Scope, flt: StatsFilter, source, hourly) -> datetime | N
     their first day, then that day's first hour."""
     if flt.since > EPOCH:
         return None
-    first = db.session.scalar(select(func.min(source(scope, flt).c.bucket)))
+    if answers_from_rollups(scope):
+        # The least of each level's own min(bucket) (an index probe each), not the min over
+        # the union of every row of the range (PostgreSQL does not push min() into UNION ALL).
+        daily = {MessageStat: MessageStatDaily, ErrorGroupStat: ErrorGroupStatDaily}[hourly]
+        mins = []
+        for model, lo, hi in parts(hourly, daily, flt):
+            where = rollup_where(model, scope, flt, lo, hi)
+            if hourly is ErrorGroupStat and flt.fingerprint:
+                where.append(model.fingerprint == flt.fingerprint)
+            mins.append(select(func.min(model.bucket)).where(*where).scalar_subquery())
+        first = db.session.scalar(select(func.least(*mins)))
+    else:
+        first = db.session.scalar(select(func.min(source(scope, flt).c.bucket)))
     if first is None or not answers_from_rollups(scope):
         return first
     day = replace(flt, since=max(flt.since, first), until=min(flt.until, first + timedelta(days=1)))
@@ -312,21 +327,32 @@ def series(scope: Scope, flt: StatsFilter) -> dict[str, Any]:
     return _series(scope, flt)[0]
 
 
-def _series(scope: Scope, flt: StatsFilter) -> tuple[dict[str, Any], list]:
-    """series() and its (step, message type, total, errored) rows."""
+def _series(scope: Scope, flt: StatsFilter) -> tuple[dict[str, Any], tuple[str, list]]:
+    """series() and its rows: (unit, [(step, message type, total, errored)]). Weeks are summed
+    here from day rows (whole days nest in weeks), so that the heatmap can sum the same rows
+    into months instead of reading the range again (weeks do not nest in months)."""
     first = first_bucket(scope, flt, stats_source, MessageStat)
     unit = granularity(flt, first)
     src = stats_source(scope, flt, hourly_only=unit == "hour")
-    t = utc_trunc(unit, src.c.bucket)
+    read = "day" if unit == "week" else unit
+    t = utc_trunc(read, src.c.bucket)
     rows = db.session.execute(
         select(t, src.c.message_type, func.sum(src.c.total), func.sum(src.c.errored))
         .group_by(t, src.c.message_type)
         .order_by(t)
     ).all()
+    steps = rows
+    if read != unit:
+        sums: dict[tuple[datetime, str], list[int]] = {}
+        for when, message_type, total, errored in rows:
+            cell = sums.setdefault((_trunc_py(when, unit), message_type), [0, 0])
+            cell[0] += int(total)
+            cell[1] += int(errored)
+        steps = [(m, t, n, e) for (m, t), (n, e) in sums.items()]
     axis = time_axis(flt, first, unit)
     index = {m: i for i, m in enumerate(axis)}
     types: dict[str, dict[str, list]] = {}
-    for when, message_type, total, errored in rows:
+    for when, message_type, total, errored in steps:
         i = index.get(when.astimezone(UTC))
         if i is None:
             continue
@@ -340,7 +366,7 @@ def _series(scope: Scope, flt: StatsFilter) -> tuple[dict[str, Any], list]:
         "buckets": [m.isoformat() for m in axis],
         "types": dict(sorted(types.items())),
     }
-    return out, rows
+    return out, (read, rows)
 
 
 def heatmap(
@@ -348,8 +374,8 @@ def heatmap(
 ) -> dict[str, Any]:
     """Error rate per message type and calendar month (UTC) of the range.
 
-    `series_rows` (granularity, rows of _series) saves its query when their steps nest in
-    months (hour, day, month; not week)."""
+    `series_rows` (unit, rows of _series) saves its query when their steps nest in months
+    (hour, day, month: always, _series reads weeks as days)."""
     if series_rows is not None and series_rows[0] in ("hour", "day", "month"):
         sums: dict[tuple[datetime, str], list[int]] = {}
         for when, message_type, total, errored in series_rows[1]:
@@ -383,9 +409,53 @@ def heatmap(
     }
 
 
+#: Every message type of a rollup table, by a loose index scan of its (message_type, bucket)
+#: index: one probe per distinct type.
+_TABLE_TYPES = """
+    WITH RECURSIVE t(message_type) AS (
+        (SELECT message_type FROM {table} ORDER BY message_type LIMIT 1)
+        UNION ALL
+        SELECT (SELECT s.message_type FROM {table} s WHERE s.message_type > t.message_type
+                ORDER BY s.message_type LIMIT 1)
+        FROM t WHERE t.message_type IS NOT NULL
+    )
+    SELECT message_type FROM t WHERE message_type IS NOT NULL LIMIT 1000
+"""
+
+
+_IN_ORDER = text("SELECT t FROM unnest(CAST(:types AS text[])) AS t ORDER BY t")
+
+
 def message_types(scope: Scope, flt: StatsFilter) -> list[str]:
-    """Message types seen in the range and scope (choices of the type filter)."""
+    """Message types seen in the range and scope (choices of the type filter).
+
+    From the rollups: each type of the tables (a loose index scan), kept when one of the range's
+    levels has a row of it in the range and scope (an index probe per type and level), instead
+    of reading every row of the range (all history: ~90,000 daily rows at 5,000,000 messages)."""
     unfiltered = StatsFilter(since=flt.since, until=flt.until)
+    if answers_from_rollups(scope):
+        stored = set()
+        for table in (MessageStat.__tablename__, MessageStatDaily.__tablename__):
+            stored |= set(db.session.scalars(text(_TABLE_TYPES.format(table=table))))
+        if not stored:
+            return []
+        candidates = sorted(stored)
+        seen = [
+            or_(
+                *(
+                    exists().where(
+                        model.message_type == candidate,
+                        *rollup_where(model, scope, unfiltered, lo, hi),
+                    )
+                    for model, lo, hi in parts(MessageStat, MessageStatDaily, unfiltered)
+                )
+            )
+            for candidate in candidates
+        ]
+        found = db.session.execute(select(*seen)).one()
+        kept = [t for t, present in zip(candidates, found, strict=True) if present]
+        # In the database's collation order, like the ORDER BY it replaces.
+        return list(db.session.scalars(_IN_ORDER, {"types": kept}))
     src = stats_source(scope, unfiltered)
     return list(
         db.session.scalars(select(src.c.message_type).distinct().order_by(src.c.message_type))
@@ -411,5 +481,5 @@ def stats_report(scope: Scope, flt: StatsFilter) -> dict[str, Any]:
         "source": "rollups" if answers_from_rollups(scope) else "messages",
         "summary": summary(scope, flt).as_json(),
         "series": series_,
-        "heatmap": heatmap(scope, flt, (series_["granularity"], series_rows)),
+        "heatmap": heatmap(scope, flt, series_rows),
     }

@@ -1,0 +1,137 @@
+"""/stats and /errors over long ranges (issue 17, item 3): the first bucket, the type choices,
+the weekly series and the monthly heatmap give what their former definitions gave (min and
+DISTINCT over every row of the range, weeks and months summed in SQL), on PostgreSQL."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from tests.stats.support import error_body, ok_body
+from webapp.auth.scope import Rule, Scope, admin_scope
+from webapp.errors_view import queries as error_queries
+from webapp.extensions import db
+from webapp.stats import queries
+from webapp.stats.filters import EPOCH, StatsFilter
+
+START = datetime(2025, 11, 3, 7, 0, tzinfo=UTC)  # a Monday: weeks and months cut differently
+TYPES = ("dataset-ingestion", "user-sync", "proposal-sync", "dataset-index")
+
+
+@pytest.fixture
+def months(write_reports):
+    """Batches every ~9 days over ~5 months, several types and instruments, some errors."""
+    for n in range(17):
+        moment = START + timedelta(days=9 * n, hours=5 * n)
+        message_type = TYPES[n % len(TYPES)]
+        bodies = [
+            ok_body(message_type=message_type, instrument="BL13", ms=(0, 100 + n)),
+            ok_body(message_type=TYPES[(n + 1) % len(TYPES)], instrument=f"BL0{n % 3}"),
+        ]
+        if n % 2:
+            bodies.append(error_body(error=f"OSError: disk {n % 3} full", instrument="BL04"))
+        write_reports(*bodies, now=moment)
+
+
+def restricted() -> Scope:
+    return Scope(
+        details=True,
+        restricted=True,
+        rules=(Rule(identifiers=(("instrument", frozenset({"bl13", "bl04"})),)),),
+    )
+
+
+def filters(until: datetime) -> list[StatsFilter]:
+    return [
+        StatsFilter(since=EPOCH, until=until),
+        StatsFilter(since=START + timedelta(days=20, hours=3), until=until),
+        StatsFilter(since=START + timedelta(days=30), until=START + timedelta(days=101, hours=7)),
+        StatsFilter(since=EPOCH, until=until, types=("user-sync",)),
+        StatsFilter(since=EPOCH, until=until, instrument="bl13"),
+        StatsFilter(since=START + timedelta(days=200), until=until),  # nothing in range
+    ]
+
+
+def former_first(scope, flt, source, hourly):
+    """min(bucket) over the union of every row (the former definition)."""
+    first = db.session.scalar(select(func.min(source(scope, flt).c.bucket)))
+    if first is None or flt.since > EPOCH:
+        return None if flt.since > EPOCH else first
+    day = replace(flt, since=max(flt.since, first), until=min(flt.until, first + timedelta(days=1)))
+    where = queries.rollup_where(hourly, scope, day, day.since, day.until)
+    return db.session.scalar(select(func.min(hourly.bucket)).where(*where)) or first
+
+
+def former_types(scope, flt):
+    src = queries.stats_source(scope, StatsFilter(since=flt.since, until=flt.until))
+    return list(db.session.scalars(select(src.c.message_type).distinct().order_by(src.c.message_type)))
+
+
+def former_series_rows(scope, flt, unit):
+    src = queries.stats_source(scope, flt, hourly_only=unit == "hour")
+    t = queries.utc_trunc(unit, src.c.bucket)
+    rows = db.session.execute(
+        select(t, src.c.message_type, func.sum(src.c.total), func.sum(src.c.errored)).group_by(
+            t, src.c.message_type
+        )
+    ).all()
+    return {(w.astimezone(UTC), m): (int(n), int(e)) for w, m, n, e in rows}
+
+
+@pytest.mark.parametrize("scope_of", [admin_scope, restricted])
+def test_long_ranges_give_the_former_answers(app, db, months, scope_of):
+    from models.stats import ErrorGroupStat, MessageStat
+
+    until = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    scope = scope_of()
+    with app.test_request_context():
+        for flt in filters(until):
+            first = queries.first_bucket(scope, flt, queries.stats_source, MessageStat)
+            assert first == former_first(scope, flt, queries.stats_source, MessageStat), flt
+            assert queries.first_bucket(
+                scope, flt, error_queries.error_source, ErrorGroupStat
+            ) == former_first(scope, flt, error_queries.error_source, ErrorGroupStat), flt
+            assert queries.message_types(scope, flt) == former_types(scope, flt), flt
+
+            report = queries.stats_report(scope, flt)
+            series = report["series"]
+            unit = series["granularity"]
+            former = former_series_rows(scope, flt, unit)
+            got = {
+                (datetime.fromisoformat(b), t): (v["total"][i], v["errored"][i])
+                for t, v in series["types"].items()
+                for i, b in enumerate(series["buckets"])
+                if v["total"][i] or v["errored"][i]
+            }
+            assert got == {k: v for k, v in former.items() if any(v)}, flt
+            # The heatmap summed from the series' rows = the heatmap read by months.
+            assert report["heatmap"] == queries.heatmap(scope, flt), flt
+        everything = queries.stats_report(scope, filters(until)[0])
+    assert everything["series"]["granularity"] == "week"
+    assert len(everything["heatmap"]["months"]) >= 5
+    assert everything["summary"]["total"] > 0
+
+
+def test_all_history_reads_no_row_twice_for_types_and_heatmap(client, months, db):
+    """The /stats page of all history reads the range's rollup rows twice (tiles, series), no
+    more: the heatmap comes from the series' rows, the type choices from index probes."""
+    from sqlalchemy import event
+
+    statements: list[str] = []
+
+    def before(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement)
+
+    client.get("/stats?range=all")
+    event.listen(db.engine, "before_cursor_execute", before)
+    try:
+        assert client.get("/stats?range=all").status_code == 200
+    finally:
+        event.remove(db.engine, "before_cursor_execute", before)
+    summing = [s for s in statements if "message_stats_daily" in s and "sum(" in s]
+    # The tiles and the series; before, the heatmap as well (weeks do not nest in months).
+    assert len(summing) == 2, summing
+    assert not [s for s in statements if "DISTINCT" in s and "message_stats" in s]
