@@ -32,14 +32,16 @@ class AlertRule(Base):
 
     id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
     name: Mapped[str] = mapped_column(Text)
-    #: new_error_group | error_rate | silence | queue_backlog | no_consumer | expired_checks
+    #: new_error_group | error_rate | silence | queue_backlog | no_consumer | expired_checks |
+    #: stalled_pipelines
     #: (webapp.alerts.services.KINDS)
     kind: Mapped[str] = mapped_column(Text)
     #: Restricts the rule to one message type / instrument (None = every one).
     message_type: Mapped[str | None] = mapped_column(Text)
     instrument: Mapped[str | None] = mapped_column(Text)
     #: Meaning by kind: error_rate %, silence minutes (fixed override of the learned gap),
-    #: queue_backlog reports, no_consumer seconds, expired_checks count. None = kind's default.
+    #: queue_backlog reports, no_consumer seconds, expired_checks and stalled_pipelines counts.
+    #: None = the kind's default.
     threshold: Mapped[float | None] = mapped_column(Double)
     #: Look-back window of error_rate, new_error_group (quiet time that resolves) and expired_checks.
     window_minutes: Mapped[int] = mapped_column(Integer, server_default="15")

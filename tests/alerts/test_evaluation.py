@@ -310,3 +310,14 @@ def test_rule_form_refuses_bad_values(field, value, message):
     with pytest.raises(services.RuleError, match=message) as info:
         services.RuleForm.parse(form)
     assert info.value.field == field
+
+
+def test_stalled_pipelines_rule_counts_with_the_stalled_query(db, pg, settings):
+    """A dataset that got no further than stage 1 for longer than STALLED_AFTER_MINUTES."""
+    now = datetime.now(UTC)
+    _rule(db, kind="stalled_pipelines", threshold=0)
+    _store(pg, settings, now - timedelta(minutes=30), hash="00000000000000aa")
+    assert _evaluate(db, settings, now).opened == []  # recent: not stalled yet
+    _store(pg, settings, now - timedelta(minutes=settings.STALLED_AFTER_MINUTES + 30), hash="bb")
+    run = _evaluate(db, settings, now)
+    assert db.session.get(Incident, run.opened[0]).title == "1 pipeline run stalled (limit 0)"

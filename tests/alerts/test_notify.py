@@ -112,3 +112,17 @@ def test_deliver_task_sends_the_webhook(db, http_receiver, open_incident):
     db.session.expire_all()
     assert db.session.get(Delivery, delivery.id).status == "sent"
     assert http_receiver.bodies[0]["event"] == "opened"
+
+
+def test_deliver_task_retries_then_records_the_failure(db, settings, http_receiver, open_incident):
+    """Each attempt is recorded; after ALERT_DELIVERY_ATTEMPTS the notice is failed with why."""
+    from tasks.alerts import deliver
+
+    open_incident(emails=[])
+    http_receiver.status = 500
+    (delivery,) = db.session.query(Delivery).all()
+    deliver.apply(args=[delivery.id])  # eager: the retries run at once, without their countdown
+    db.session.expire_all()
+    row = db.session.get(Delivery, delivery.id)
+    assert (row.status, row.attempts) == ("failed", settings.ALERT_DELIVERY_ATTEMPTS)
+    assert row.last_error == "webhook answered HTTP 500"

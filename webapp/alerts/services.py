@@ -69,6 +69,7 @@ KINDS: dict[str, Kind] = {
     "expired_checks": Kind(
         "Investigation checks expired (in the window)", "expired checks", 0.0, uses_window=True
     ),
+    "stalled_pipelines": Kind("Stalled pipeline runs above N", "stalled runs", 0.0),
 }
 WEBHOOK_FORMATS = ("json", "text")
 
@@ -394,6 +395,26 @@ def _expired_checks(session, rule, settings, now, scope, broker) -> list[Finding
     ]
 
 
+def _stalled_pipelines(session, rule, settings, now, scope, broker) -> list[Finding]:
+    # The stalled area's own count (its window and STALLED_AFTER_* times), in the owner's scope.
+    from ..stalled.filters import StalledFilter
+    from ..stalled.queries import count_stalled
+
+    flt = StalledFilter(instrument=rule.instrument.lower() if rule.instrument else None)
+    count = count_stalled(scope, now=now, flt=flt, settings=settings)
+    limit = _threshold(rule)
+    if count <= limit:
+        return []
+    return [
+        Finding(
+            "stalled-pipelines",
+            f"{count} pipeline run{'s' if count != 1 else ''} stalled{_scope_suffix(rule)} "
+            f"(limit {limit:g})",
+            {"stalled": count},
+        )
+    ]
+
+
 _EVALUATORS = {
     "new_error_group": _new_error_group,
     "error_rate": _error_rate,
@@ -401,6 +422,7 @@ _EVALUATORS = {
     "queue_backlog": _queue_backlog,
     "no_consumer": _no_consumer,
     "expired_checks": _expired_checks,
+    "stalled_pipelines": _stalled_pipelines,
 }
 
 
