@@ -55,6 +55,11 @@ PROGRAMS: list[tuple[str, tuple[str, ...], str]] = [
     ),
     ("curl", ("/usr/bin/curl",), "scripts/up.sh waits for the dashboard with curl"),
     ("procps", ("/usr/bin/pkill", "/bin/pkill"), "scripts/services.sh stop: pkill"),
+    (
+        "prometheus",
+        ("/usr/bin/prometheus", "/usr/bin/promtool"),
+        "tests/test_prometheus_alerts.py: promtool and a real Prometheus (deploy/prometheus)",
+    ),
 ]
 
 HEADER = """\

@@ -91,7 +91,14 @@ def test_a_library_that_is_not_found_fails_and_names_the_listed_package(monkeypa
 
 def test_the_list_names_every_program_the_project_runs():
     listed = os_packages.read_list()
-    for package in ("python3-venv", "chromium", "postgresql", "rabbitmq-server", "curl"):
+    for package in (
+        "python3-venv",
+        "chromium",
+        "postgresql",
+        "rabbitmq-server",
+        "curl",
+        "prometheus",
+    ):
         assert package in listed
 
 
