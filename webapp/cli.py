@@ -6,6 +6,7 @@ from flask import Flask
 
 
 def register(app: Flask) -> None:
+    from .alerts.cli import alerts_cli
     from .auth.cli import users_cli
     from .demo import demo_cli
     from .ingest.cli import quarantine_cli
@@ -20,5 +21,6 @@ def register(app: Flask) -> None:
         users_cli,
         investigations_cli,
         rollups_cli,
+        alerts_cli,
     ):
         app.cli.add_command(group)

@@ -321,3 +321,14 @@ def test_stalled_pipelines_rule_counts_with_the_stalled_query(db, pg, settings):
     _store(pg, settings, now - timedelta(minutes=settings.STALLED_AFTER_MINUTES + 30), hash="bb")
     run = _evaluate(db, settings, now)
     assert db.session.get(Incident, run.opened[0]).title == "1 pipeline run stalled (limit 0)"
+
+
+def test_flask_alerts_evaluate_and_incidents(app, db, pg, settings):
+    _store(pg, settings, datetime.now(UTC) - timedelta(minutes=30), message_type="user-sync")
+    _rule(db, kind="silence", message_type="user-sync", threshold=10, emails=[], webhook_url=None)
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["alerts", "evaluate", "--no-send"])
+    assert result.exit_code == 0, result.output
+    assert "opened 1" in result.output
+    listed = runner.invoke(args=["alerts", "incidents", "--state", "open"]).output
+    assert "user-sync has been silent for 30 minutes" in listed
