@@ -59,9 +59,15 @@ REQUEST_SECONDS = Histogram(
 )
 
 
-@bp.before_app_request
 def _start_timer() -> None:
     g.metrics_started = time.perf_counter()
+
+
+@bp.record_once
+def _time_every_request(state) -> None:
+    # First of all before_request functions: a request refused by a later one (CSRF, bearer
+    # token, websocket origin) is timed too.
+    state.app.before_request_funcs.setdefault(None, []).insert(0, _start_timer)
 
 
 @bp.teardown_app_request
