@@ -1,5 +1,5 @@
-"""Screenshots of the message list, detail, trace, errors and stats pages from demo data, for
-the README.
+"""Screenshots of the message list, detail, trace, errors, stats and alerts pages from demo data,
+for the README.
 
     set -a; . .run/env; set +a; .venv/bin/python scripts/screenshots.py [--out docs/screenshots]
 
@@ -84,6 +84,7 @@ def main() -> None:
             ["demo", "seed", "--count", str(args.count), "--days", "2"],
         ):
             subprocess.run(flask + command, env=env, cwd=ROOT, check=True)  # noqa: S603
+        _seed_alerts(db_name, flask, env)
         port = _free_port()
         # The web process as users start it (webapp/processes.py), on a free local port.
         gunicorn = subprocess.Popen(  # noqa: S603
@@ -100,6 +101,50 @@ def main() -> None:
         with admin.cursor() as cur:
             cur.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
         admin.close()
+
+
+def _connect(db_name: str):
+    return psycopg2.connect(
+        host=os.environ["POSTGRES_HOST"],
+        port=os.environ.get("POSTGRES_PORT", "5432"),
+        user=os.environ.get("POSTGRES_USER", "pacer-dashboard"),
+        password=os.environ.get("POSTGRES_PASSWORD", ""),
+        dbname=db_name,
+    )
+
+
+#: Rules of the alerts screenshot: (name, kind, message type, threshold, window minutes).
+# The seeded reports all arrive at once, so the silence rules get a threshold of a few seconds
+# (fixed overrides; a real deployment learns them from the rollups) and the evaluation waits.
+ALERT_RULES = [
+    ("Every type reports", "silence", None, 0.05, 15),
+    ("Proposal sync alive", "silence", "proposal-sync", 0.05, 15),
+    ("Dataset ingestion failures", "error_rate", "dataset-ingestion", 5.0, 4320),
+]
+
+
+def _seed_alerts(db_name: str, flask: list[str], env: dict) -> None:
+    """A few rules evaluated twice (`flask alerts evaluate`): open, snoozed and resolved incidents."""
+    conn = _connect(db_name)
+    with conn, conn.cursor() as cur:
+        for name, kind, message_type, threshold, window in ALERT_RULES:
+            cur.execute(
+                "INSERT INTO alert_rules (name, kind, message_type, threshold, window_minutes, "
+                "emails) VALUES (%s, %s, %s, %s, %s, %s)",
+                (name, kind, message_type, threshold, window, ["ops@example.org"]),
+            )
+    evaluate = flask + ["alerts", "evaluate", "--no-send"]
+    time.sleep(5)
+    subprocess.run(evaluate, env=env, cwd=ROOT, check=True)  # noqa: S603
+    with conn, conn.cursor() as cur:
+        # Proposal sync 'reported again': its incident resolves at the next evaluation.
+        cur.execute("UPDATE alert_rules SET threshold = 1e6 WHERE message_type = 'proposal-sync'")
+        cur.execute(
+            "UPDATE alert_incidents SET snoozed_until = now() + interval '2 hours', "
+            "snoozed_by = 'ops@example.org' WHERE key = 'investigation-ops'"
+        )
+    subprocess.run(evaluate, env=env, cwd=ROOT, check=True)  # noqa: S603
+    conn.close()
 
 
 def _pick_message(db_name: str) -> int:
@@ -151,6 +196,9 @@ def _shoot(url: str, out: Path, db_name: str) -> None:
             page.goto(f"{url}/stats?range=7d")
             page.wait_for_selector("#chart-volume canvas")
             page.screenshot(path=str(out / f"stats{suffix}.png"), full_page=True)
+            page.goto(f"{url}/alerts")
+            page.wait_for_selector("#incidents")
+            page.screenshot(path=str(out / f"alerts{suffix}.png"))
             page.close()
         browser.close()
     print(f"screenshots written to {out}")  # noqa: T201

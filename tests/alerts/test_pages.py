@@ -84,6 +84,11 @@ def test_incidents_page_history_and_snooze(client, db, pg, settings):
 
     page = client.get("/alerts").get_data(as_text=True)
     assert "user-sync has been silent for 30 minutes" in page
+    tiles = {
+        s: f'data-state="{s}"><span class="tile-count">{n}</span>'
+        for s, n in (("open", 1), ("snoozed", 0), ("resolved", 1))
+    }
+    assert all(tile in page for tile in tiles.values()), page
     assert 'data-state="resolved"' in page and 'data-state="open"' in page
     resolved = client.get("/alerts?state=resolved").get_data(as_text=True)
     assert "proposal-sync" in resolved and "user-sync has been" not in resolved

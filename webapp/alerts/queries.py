@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from models import AlertRule, Incident
@@ -52,7 +52,10 @@ def list_incidents(
 def state_counts(session: Session) -> dict[str, int]:
     """Incidents per shown state (open, snoozed, resolved)."""
     now = datetime.now(UTC)
-    snoozed = (Incident.state == "open") & (Incident.snoozed_until > now)
+    # NULL-safe: an incident never snoozed is not snoozed (NOT NULL would drop it from both).
+    snoozed = and_(
+        Incident.state == "open", Incident.snoozed_until.is_not(None), Incident.snoozed_until > now
+    )
     row = session.execute(
         select(
             func.count().filter(Incident.state == "open", ~snoozed),
