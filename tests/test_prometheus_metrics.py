@@ -70,7 +70,13 @@ def with_worker_rows(db):
     durations = batch_histogram.BatchDurations()
     for seconds in (0.004, 0.03, 0.03, 0.7, 100.0):
         durations.observe(seconds)
-    detail = {"held_unacked": 3, batch_histogram.KEY: durations.snapshot()}
+    detail = {
+        "held_unacked": 3,
+        "host": "h",
+        "pid": 42,
+        "last_batch_seconds": 0.25,
+        batch_histogram.KEY: durations.snapshot(),
+    }
     db.session.execute(
         text(
             "INSERT INTO heartbeats (name, at, detail) VALUES "
@@ -104,6 +110,8 @@ def test_metrics_parse_with_the_existing_names_types_and_labels(
     assert _value(families["pacer_dashboard_database_up"]) == 1
     assert _value(families["pacer_dashboard_worker_reports_held"], worker="w1@h") == 3
     assert _value(families["pacer_dashboard_ingest_batch_size"], worker="h:42") == 5
+    # The last batch's duration of ingest:h:42 comes from the same process's worker row.
+    assert _value(families["pacer_dashboard_ingest_batch_seconds"], worker="h:42") == 0.25
 
 
 def test_openmetrics_is_negotiated(client, db, with_worker_rows):

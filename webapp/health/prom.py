@@ -191,9 +191,17 @@ def families(snapshot: DatabaseSnapshot, broker: dict) -> list[Metric]:
     """The metric families of the database and broker reads (names and labels unchanged since
     the hand-written format, plus the batch duration histogram and last-seen per type)."""
     types = cap_message_types(snapshot.by_type)
-    workers = [w for w in snapshot.ingest_rows]
+    workers = list(snapshot.ingest_rows)
     worker_beats = [b for b in snapshot.beats if b.name.startswith("worker:")]
     ingest = [(w.name.removeprefix("ingest:"), w) for w in workers]
+    # The `ingest:<host>:<pid>` row is written inside the batch's transaction, before the batch's
+    # duration is known: the duration is in the same process's `worker:<node>` row.
+    durations = {
+        f"{(b.detail or {}).get('host')}:{(b.detail or {}).get('pid')}": (b.detail or {}).get(
+            "last_batch_seconds"
+        )
+        for b in worker_beats
+    }
     return [
         _gauge("pacer_dashboard_database_up", "1 when the database answered.", [((), snapshot.up)]),
         _counter(
@@ -228,7 +236,10 @@ def families(snapshot: DatabaseSnapshot, broker: dict) -> list[Metric]:
         _gauge(
             "pacer_dashboard_ingest_batch_seconds",
             "Duration of the last committed batch, per worker.",
-            [((n,), (w.detail or {}).get("last_batch_seconds") or 0) for n, w in ingest],
+            [
+                ((n,), (w.detail or {}).get("last_batch_seconds") or durations.get(n) or 0)
+                for n, w in ingest
+            ],
             ("worker",),
         ),
         _gauge(
