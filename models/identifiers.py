@@ -8,7 +8,7 @@ else that names them derives from this tuple:
 - the message filter has one exact-match argument per identifier (webapp/messages/filters.py), and
   the scope refuses them to metadata-only users (webapp/auth/scope.py `DETAIL_FILTERS`);
 - the OpenAPI document lists them as query parameters and summary fields (webapp/api/openapi.py);
-- the CSV export has one column per identifier (webapp/api/routes.py `CSV_DETAIL_COLUMNS`);
+- the CSV export has one column per identifier (webapp/messages/presenters.py `CSV_DETAIL_COLUMNS`);
 - list rows show them first (webapp/messages/presenters.py), group rules compare the column.
 
 Adding an identifier: declare it here, add its column to `Message`, and add a migration for the

@@ -147,8 +147,8 @@ def test_permission_change_applies_at_the_next_request(
 def test_one_field_rule_for_metadata_only_users():
     """DESIGN §7 as one rule: metadata for everyone; payloads, identifiers, error texts and what
     is read from them only with details. The CSV export's columns follow the same rule."""
-    from webapp.api.routes import CSV_COLUMNS, CSV_DETAIL_COLUMNS
     from webapp.auth.scope import ANONYMOUS, METADATA_FIELDS, admin_scope
+    from webapp.messages.presenters import CSV_COLUMNS, CSV_DETAIL_COLUMNS
 
     sensitive = (
         "payload",

@@ -22,6 +22,8 @@ class MessageActions:
     #: Why the user, who may re-ingest this message, cannot here (its exchange is refused).
     reingest_refused: str | None
     history: list[Any]
+    #: Who acknowledged it, when the user may see that (presenters.acknowledged_by), else None.
+    acknowledged_by: str | None = None
 
 
 def message_actions(message: Any) -> MessageActions:
@@ -29,6 +31,7 @@ def message_actions(message: Any) -> MessageActions:
     from flask import current_app
 
     from ..auth.scope import current_scope
+    from ..messages.presenters import acknowledged_by
     from . import targets
     from .queries import message_history
 
@@ -45,6 +48,7 @@ def message_actions(message: Any) -> MessageActions:
         reingest_refused=refused,
         acknowledged=getattr(message, "acknowledged_at", None) is not None,
         history=message_history(message.id) if scope.details else [],
+        acknowledged_by=acknowledged_by(message, scope),
     )
 
 

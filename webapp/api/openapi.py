@@ -1,7 +1,8 @@
 """The OpenAPI 3.1 document of `/api/v1`.
 
 Written here, but its filter parameters come from the filters' own declarations (the enums of
-webapp/messages/filters.py, the arguments webapp/stats/filters.py refuses and its ranges), and
+webapp/messages/filters.py, the arguments webapp/stats/filters.py refuses and its ranges, the
+identifiers of models/identifiers.py), and
 tests/api/test_openapi.py checks that every registered /api/v1 route and method is described and
 that the documented filter arguments are exactly those `MessageFilter` reads.
 """
@@ -9,6 +10,8 @@ that the documented filter arguments are exactly those `MessageFilter` reads.
 from __future__ import annotations
 
 from typing import Any
+
+from models.identifiers import IDENTIFIERS, PROMOTED_IDENTIFIERS
 
 from ..actions.queries import IDS, MAX_SELECTED_IDS, THROUGH_ID
 from ..messages.filters import ACKNOWLEDGED, MIN_HASH_PREFIX, PAYLOAD_FORMATS, STATUSES
@@ -44,11 +47,7 @@ FILTER_PARAMETERS = [
         "Acknowledged messages: hidden (default), shown, or only them.",
         {"type": "string", "enum": list(ACKNOWLEDGED), "default": "hidden"},
     ),
-    _query("instrument", "Instrument, case-insensitive.", _TEXT),
-    _query("investigation", "Investigation (exact).", _TEXT),
-    _query("dataset", "Dataset name (exact).", _TEXT),
-    _query("dataset_id", "ICAT dataset id (exact).", _TEXT),
-    _query("visit_id", "Visit id (exact).", _TEXT),
+    *(_query(identifier.name, identifier.description, _TEXT) for identifier in IDENTIFIERS),
     _query(
         "hash",
         f"Full hash or a prefix of at least {MIN_HASH_PREFIX} characters.",
@@ -127,11 +126,7 @@ SUMMARY_SCHEMA = {
             "(the caller may only see metadata).",
         },
         "identifiers": {"type": "object"},
-        "instrument": _NULLABLE_TEXT,
-        "investigation": _NULLABLE_TEXT,
-        "dataset": _NULLABLE_TEXT,
-        "dataset_id": _NULLABLE_TEXT,
-        "visit_id": _NULLABLE_TEXT,
+        **{name: _NULLABLE_TEXT for name in PROMOTED_IDENTIFIERS},
         "error_fingerprint": _NULLABLE_TEXT,
         "error_summary": _NULLABLE_TEXT,
         "links": {"type": "object", "additionalProperties": {"type": "string"}},

@@ -19,10 +19,7 @@ from flask import (
     url_for,
 )
 
-from models import Message
-from models.identifiers import PROMOTED_IDENTIFIERS
-
-from ..auth.scope import current_scope
+from ..auth.scope import Scope, current_scope
 from ..errors import InvalidFilter
 from ..messages import presenters, queries
 from ..messages.filters import MessageFilter
@@ -42,16 +39,14 @@ def list_messages():
         raise InvalidFilter(f"Unknown format {fmt!r}: use json or csv.", field="format")
     cursor = queries.Cursor.from_args(request.args)
     limit = queries.parse_limit(request.args)
-    queries.check_filters_allowed(scope, filters)
+    scope.check_filters(filters)
     if fmt == "csv":
         return _csv_response(scope, filters)
     page = queries.list_messages(scope, filters, cursor, limit)
     count = queries.count_messages(scope, filters)
     return jsonify(
         {
-            "items": [
-                _jsonable(_with_links(presenters.summary(r, scope.details))) for r in page.rows
-            ],
+            "items": [_jsonable(_with_links(presenters.summary(r, scope))) for r in page.rows],
             "count": count.value,
             "count_exact": count.exact,
             "limit": limit,
@@ -72,19 +67,7 @@ def get_message(message_id: int):
     """One message with payload, errors and tracebacks (when the scope shows details)."""
     scope = current_scope()
     message = queries.get_message(scope, message_id)
-    body = _with_links(presenters.summary(message, scope.details))
-    if scope.details:
-        body.update(
-            payload=message.payload,
-            error_message=message.error_message,
-            traceback=message.traceback,
-            extra=message.extra or {},
-            errors=[
-                {"callback": e.callback, "text": e.text, "traceback": e.traceback}
-                for e in presenters.error_entries(message.error_message, message.traceback)
-            ],
-        )
-    return jsonify(_jsonable(body))
+    return jsonify(_jsonable(_with_links(presenters.detail(message, scope))))
 
 
 @bp.get("/messages/<int:message_id>/trace")
@@ -103,11 +86,11 @@ def trace_message(message_id: int):
                         "stage": s.number,
                         "message_type": s.message_type,
                         "state": s.state,
-                        "attempts": [presenters.summary(r, scope.details) for r in s.attempts],
+                        "attempts": [presenters.summary(r, scope) for r in s.attempts],
                     }
                     for s in trace.stages
                 ],
-                "related": [presenters.summary(r, scope.details) for r in trace.related],
+                "related": [presenters.summary(r, scope) for r in trace.related],
                 "truncated": trace.truncated,
             }
         )
@@ -121,101 +104,14 @@ def openapi():
 
 
 # ---- CSV ------------------------------------------------------------------------------------------
-CSV_COLUMNS = (
-    "id",
-    "received_at",
-    "processing_start",
-    "processing_end",
-    "processing_ms",
-    "message_type",
-    "status",
-    "acknowledged",
-    "exchange_name",
-    "routing_key",
-    "hash",
-    "payload_format",
-    "report_id",
-)
-#: The promoted identifiers (models/identifiers.py), then what is read from the error text.
-CSV_DETAIL_COLUMNS = (*PROMOTED_IDENTIFIERS, "error_summary", "error_fingerprint")
-
-
-#: What the export reads, in CSV_COLUMNS (+ CSV_DETAIL_COLUMNS) order: no identifiers object
-#: (the CSV has the promoted identifier columns), so no jsonb is decoded that the file omits.
-_CSV_QUERY_COLUMNS = (
-    Message.id,
-    Message.received_at,
-    Message.processing_start,
-    Message.processing_end,
-    Message.processing_ms,
-    Message.message_type,
-    Message.errored,
-    Message.acknowledged_at,
-    Message.exchange_name,
-    Message.routing_key,
-    Message.hash,
-    Message.payload_format,
-    Message.report_id,
-    *(getattr(Message, name) for name in PROMOTED_IDENTIFIERS),
-    Message.error_message,
-    Message.error_fingerprint,
-)
-
-
-def _csv_values(row: Any, details: bool) -> list[str]:
-    """One CSV line's cells: the values `presenters.summary` gives, built straight from the row
-    tuple (the export's per-row cost is its throughput)."""
-    (
-        id_,
-        received_at,
-        start,
-        end,
-        ms,
-        message_type,
-        errored,
-        acknowledged_at,
-        exchange_name,
-        routing_key,
-        hash_,
-        payload_format,
-        report_id,
-        *identifiers,
-        error_message,
-        fingerprint,
-    ) = row
-    cells = [
-        str(id_),
-        received_at.isoformat(),
-        start.isoformat() if start else "",
-        end.isoformat() if end else "",
-        "" if ms is None else str(ms),
-        _csv_cell(message_type),
-        "errored" if errored else "ok",
-        "false" if acknowledged_at is None else "true",
-        _csv_cell(exchange_name),
-        _csv_cell(routing_key),
-        _csv_cell(hash_),
-        _csv_cell(payload_format),
-        _csv_cell(report_id),
-    ]
-    if details:
-        cells += [_csv_cell(v) for v in identifiers]
-        cells.append(_csv_cell(presenters.error_summary(error_message)))
-        cells.append(_csv_cell(fingerprint))
-    return cells
-
-
-def _csv_response(scope: Any, filters: MessageFilter) -> Response:
-    columns = CSV_COLUMNS + (CSV_DETAIL_COLUMNS if scope.details else ())
-    details = scope.details
-
+def _csv_response(scope: Scope, filters: MessageFilter) -> Response:
     def generate() -> Iterator[str]:
         buffer = io.StringIO()
         writer = csv.writer(buffer)
-        writer.writerow(columns)
-        rows = queries.iter_messages(scope, filters, columns=_CSV_QUERY_COLUMNS)
-        for n, row in enumerate(rows, 1):
-            writer.writerow(_csv_values(row, details))
+        writer.writerow(presenters.csv_columns(scope))
+        rows = queries.iter_messages(scope, filters, columns=presenters.CSV_QUERY_COLUMNS)
+        for n, row in enumerate(presenters.csv_rows(rows, scope), 1):
+            writer.writerow(row)
             if n % 500 == 0:
                 yield buffer.getvalue()
                 buffer.seek(0)
@@ -232,22 +128,6 @@ def _csv_response(scope: Any, filters: MessageFilter) -> Response:
             "X-Accel-Buffering": "no",
         },
     )
-
-
-def _csv_cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
-    text = str(value)
-    # Spreadsheets run cells that start like a formula: keep producer text inert.
-    if text[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        text = "'" + text
-    return text
 
 
 # ---- helpers --------------------------------------------------------------------------------------

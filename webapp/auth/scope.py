@@ -6,6 +6,7 @@ INTERFACE (used by every page, fragment, API, export, stat, action and WebSocket
     stmt = scope.apply(select(...), Message)  # adds the WHERE clause of the user's scope
     scope.details                             # may see payload, identifiers, error text
     scope.can_see(field) / scope.visible(d)   # THE field rule of every page, API and socket
+    scope.can_filter(argument)                # a filter argument usable by this scope
     scope.check_filters(filters)              # 403 for filters that would reveal hidden fields
     scope.see_all                             # admin or auth disabled: no row restriction
     scope.is_admin                            # reaches /admin
@@ -233,13 +234,17 @@ class Scope:
         """`fields` (a row, a group, a stage as a dict) without what this scope may not see."""
         return visible_fields(fields, self.details)
 
+    def can_filter(self, argument: str) -> bool:
+        """May use the filter `argument` (those of DETAIL_FILTERS only with details)."""
+        return argument not in DETAIL_FILTERS or self.can_see(argument)
+
     def check_filters(self, filters: Any) -> None:
         """Forbidden (403) when `filters` (any area's filter: messages, stats, errors, stalled
         runs, bulk actions, sockets) uses an argument of DETAIL_FILTERS this scope may not see."""
         used = [
             name
             for name in DETAIL_FILTERS
-            if getattr(filters, name, None) not in (None, "") and not self.can_see(name)
+            if getattr(filters, name, None) not in (None, "") and not self.can_filter(name)
         ]
         if used:
             raise Forbidden(

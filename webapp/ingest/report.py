@@ -20,6 +20,8 @@ from defusedxml import ElementTree as SafeET
 from defusedxml.common import DefusedXmlException
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictStr, ValidationError, field_validator
 
+from models.identifiers import IDENTIFIERS, PROMOTED_IDENTIFIERS
+
 from ..stats.fingerprint import ErrorCause, fingerprint
 
 #: Kwargs we map to columns; everything else is kept in `extra`.
@@ -41,8 +43,6 @@ KNOWN_KWARGS = frozenset(
         "traceback",
     }
 )
-#: Promoted identifier columns; `name` (proposal-sync) is the investigation.
-IDENTIFIER_COLUMNS = ("instrument", "investigation", "dataset", "dataset_id", "visit_id")
 MAX_DEPTH = 64
 MAX_SEARCH_TEXT = 4000
 MAX_ID_LENGTH = 256
@@ -104,11 +104,11 @@ class ParsedReport:
     exchange_name: str | None
     routing_key: str | None
     object_identifiers: dict[str, Any]
-    instrument: str | None
-    investigation: str | None
-    dataset: str | None
-    dataset_id: str | None
-    visit_id: str | None
+    # One field per promoted identifier of models/identifiers.py (`instrument`, ...: the value
+    # of its column, `str | None`), filled by `promote_identifiers`.
+    for _identifier in PROMOTED_IDENTIFIERS:
+        __annotations__[_identifier] = "str | None"
+    del _identifier
     error_cause: ErrorCause | None
     search_text: str
     extra: dict[str, Any] = field(default_factory=dict)
@@ -287,16 +287,14 @@ def looks_like_xml(text: str) -> bool:
 def promote_identifiers(
     message_type: str, identifiers: dict[str, Any], decoded_payload: Any
 ) -> dict[str, str | None]:
-    """Values of the promoted columns; instrument lower-cased, also taken from the payload."""
+    """Values of the promoted columns (models/identifiers.py): the first usable candidate of
+    each (its identifier, a fallback key such as proposal-sync's `name` for the investigation,
+    the payload's top-level instrument), normalised (instrument lower-cased)."""
     out: dict[str, str | None] = {}
-    for column in IDENTIFIER_COLUMNS:
-        out[column] = _scalar(identifiers.get(column))
-    if out["investigation"] is None and message_type == "proposal-sync":
-        out["investigation"] = _scalar(identifiers.get("name"))
-    if out["instrument"] is None and isinstance(decoded_payload, dict):
-        out["instrument"] = _scalar(decoded_payload.get("instrument"))
-    if out["instrument"] is not None:
-        out["instrument"] = out["instrument"].lower()
+    for identifier in IDENTIFIERS:
+        candidates = identifier.candidates(message_type, identifiers, decoded_payload)
+        value = next((v for v in map(_scalar, candidates) if v is not None), None)
+        out[identifier.name] = identifier.normalise(value)
     return out
 
 

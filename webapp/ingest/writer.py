@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import operator
 import os
 import socket
 import time
@@ -27,6 +28,8 @@ from typing import Any
 import psycopg2
 import psycopg2.extras
 from psycopg2.extensions import connection as PgConnection
+
+from models.identifiers import PROMOTED_IDENTIFIERS
 
 from ..stats import rollups
 from .report import NotAReport, ParsedReport, parse_report
@@ -52,11 +55,7 @@ MESSAGE_COLUMNS = (
     "exchange_name",
     "routing_key",
     "object_identifiers",
-    "instrument",
-    "investigation",
-    "dataset",
-    "dataset_id",
-    "visit_id",
+    *PROMOTED_IDENTIFIERS,
     "error_fingerprint",
     "search_text",
     "extra",
@@ -332,6 +331,10 @@ def _copy_value(value: Any) -> str:
     return text
 
 
+#: A report's promoted identifier values, in MESSAGE_COLUMNS order.
+_promoted_values = operator.attrgetter(*PROMOTED_IDENTIFIERS)
+
+
 def _message_row(r: ParsedReport) -> tuple:
     """The values of MESSAGE_COLUMNS[1:] (received_at is the batch's, set when it is written)."""
     return (
@@ -349,11 +352,7 @@ def _message_row(r: ParsedReport) -> tuple:
         r.exchange_name,
         r.routing_key,
         _json(r.object_identifiers),
-        r.instrument,
-        r.investigation,
-        r.dataset,
-        r.dataset_id,
-        r.visit_id,
+        *_promoted_values(r),
         r.error_fingerprint,
         r.search_text,
         _json(r.extra),

@@ -150,7 +150,7 @@ def _push(batches: list[Batch], filters: MessageFilter, user_id: int | None) -> 
         total = (
             queries.count_messages_in_batches(scope, filters, ranges) if truncated else len(rows)
         )
-        items = [presenters.summary(r, scope.details) for r in rows]
+        items = [presenters.summary(r, scope) for r in rows]
         html = render_template("messages/_rows.html", rows=items, page=None)
         return {
             "type": "messages",

@@ -43,9 +43,9 @@ def index():
         ),
         request.args,
     )
-    queries.check_filters_allowed(scope, filters)
+    scope.check_filters(filters)
     page = queries.list_messages(scope, filters, cursor, limit)
-    rows = [presenters.summary(r, scope.details) for r in page.rows]
+    rows = [presenters.summary(r, scope) for r in page.rows]
     # What every link of this page keeps: the filters and a non-default page size.
     nav_args = filters.url_args()
     if limit != queries.DEFAULT_LIMIT:
@@ -82,6 +82,7 @@ def index():
         status_labels=STATUS_LABELS,
         acknowledged_choices=ACKNOWLEDGED,
         payload_formats=PAYLOAD_FORMATS,
+        form=presenters.filter_form(scope),
         scope=scope,
         live_config={
             "url": url_for("live.messages_socket", **filters.url_args()),
@@ -95,22 +96,14 @@ def detail(message_id: int):
     """Permalink of one message: payload, errors, timings, routing, identifiers, actions."""
     scope = current_scope()
     message = queries.get_message(scope, message_id)
-    payload = None
-    errors = []
-    if scope.details:
-        payload = presenters.render_payload(
-            message.payload,
-            message.payload_format,
-            from_literal=bool((message.extra or {}).get("payload_is_python_repr")),
-        )
-        errors = presenters.error_entries(message.error_message, message.traceback)
+    m = presenters.detail(message, scope)
     return render_template(
         "messages/detail.html",
         message=message,
-        m=presenters.summary(message, scope.details),
-        payload=payload,
-        errors=errors,
-        extra=(message.extra or {}) if scope.details else {},
+        m=m,
+        payload=presenters.payload_view(m),
+        errors=m.get("errors", []),
+        extra=m.get("extra", {}),
         scope=scope,
         has_pipeline=current_app.extensions["settings"].pipeline_for(message.message_type)
         is not None,
@@ -148,18 +141,18 @@ def trace(message_id: int):
     return render_template(
         "messages/trace.html",
         message=message,
-        m=presenters.summary(message, scope.details),
+        m=presenters.summary(message, scope),
         trace=result,
         stages=[
             {
                 "number": s.number,
                 "message_type": s.message_type,
                 "state": s.state,
-                "attempts": [presenters.summary(r, scope.details) for r in s.attempts],
+                "attempts": [presenters.summary(r, scope) for r in s.attempts],
             }
             for s in result.stages
         ],
-        related=[presenters.summary(r, scope.details) for r in result.related],
+        related=[presenters.summary(r, scope) for r in result.related],
         scope=scope,
     )
 
@@ -181,8 +174,8 @@ def related(message_id: int):
     return render_template(
         "messages/related.html",
         message=message,
-        m=presenters.summary(message, scope.details),
-        related=[presenters.summary(r, scope.details) for r in rows],
+        m=presenters.summary(message, scope),
+        related=[presenters.summary(r, scope) for r in rows],
         truncated=truncated,
         has_pipeline=current_app.extensions["settings"].pipeline_for(message.message_type)
         is not None,

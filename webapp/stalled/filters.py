@@ -22,8 +22,6 @@ MAX_DAYS = 30
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 MAX_VALUE_LENGTH = 500
-#: Filters that reveal identifiers: refused for metadata-only users (Scope.can_see).
-DETAIL_FILTERS = ("instrument", "investigation")
 #: Every argument the filter reads (the OpenAPI document is checked against it).
 ARGUMENTS = ("days", "stage", "state", "instrument", "investigation", "limit")
 

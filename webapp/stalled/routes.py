@@ -5,21 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 from flask import jsonify, render_template, request
-from werkzeug.exceptions import Forbidden
 
 from ..auth.scope import Scope, current_scope
 from ..errors import parse_keeping_input
 from . import bp, presenters, queries
-from .filters import DETAIL_FILTERS, MAX_DAYS, STATES, StalledFilter
+from .filters import MAX_DAYS, STATES, StalledFilter
 
 
 def parse_filter(scope: Scope, args: Any = None) -> StalledFilter:
-    """The request's filter; metadata-only users may not filter by identifiers (Scope.can_see)."""
+    """The request's filter; metadata-only users may not filter by identifiers
+    (Scope.check_filters)."""
     flt = StalledFilter.from_args(request.args if args is None else args)
     queries.check_stage(flt.stage)
-    for name in DETAIL_FILTERS:
-        if getattr(flt, name) and not scope.can_see(name):
-            raise Forbidden(f"Filtering by {name} needs a login with access to message details.")
+    scope.check_filters(flt)
     return flt
 
 

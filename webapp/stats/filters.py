@@ -17,7 +17,8 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from flask import request
-from werkzeug.exceptions import Forbidden
+
+from models.identifiers import PROMOTED_IDENTIFIERS
 
 from ..errors import InvalidFilter, parse_keeping_input
 from ..messages.filters import MessageFilter, datetime_local_value
@@ -34,13 +35,12 @@ RANGES: dict[str, timedelta | None] = {
     "all": None,
 }
 DEFAULT_RANGE = "30d"
+#: The promoted identifiers (models/identifiers.py) the rollups are kept by.
+ROLLUP_IDENTIFIERS = ("instrument",)
 #: Arguments of the message filter that the rollups have no dimension for.
 UNSUPPORTED = (
     "status",
-    "investigation",
-    "dataset",
-    "dataset_id",
-    "visit_id",
+    *(name for name in PROMOTED_IDENTIFIERS if name not in ROLLUP_IDENTIFIERS),
     "hash",
     "id",
     "routing_key",
@@ -150,11 +150,9 @@ class StatsFilter:
 
 def parse_filter(scope: Scope, args: Any = None) -> StatsFilter:
     """The request's filter; metadata-only users may not filter by instrument (an identifier)
-    or error fingerprint (read from the error text): Scope.can_see."""
+    or error fingerprint (read from the error text): Scope.check_filters."""
     flt = StatsFilter.from_args(request.args if args is None else args)
-    for name in ("instrument", "fingerprint"):
-        if getattr(flt, name) and not scope.can_see(name):
-            raise Forbidden(f"Filtering by {name} needs a login with access to message details.")
+    scope.check_filters(flt)
     return flt
 
 
