@@ -12,7 +12,8 @@ import pytest
 from sqlalchemy import func, select
 
 from models import AlertRule, Delivery, ErrorGroup, Incident
-from tests.conftest import admin_dsn, report_body
+from tests.conftest import admin_dsn
+from tests.factories import report_body
 from webapp.alerts import services, silence
 from webapp.alerts.services import BrokerFacts
 from webapp.ingest.writer import ParseOptions, RawReport, write_batch
@@ -332,3 +333,16 @@ def test_flask_alerts_evaluate_and_incidents(app, db, pg, settings):
     assert "opened 1" in result.output
     listed = runner.invoke(args=["alerts", "incidents", "--state", "open"]).output
     assert "user-sync has been silent for 30 minutes" in listed
+
+
+def test_the_database_allows_one_open_incident_per_rule_and_key(db):
+    from sqlalchemy.exc import IntegrityError
+
+    rule = _rule(db)
+    db.session.add(Incident(rule_id=rule.id, key="user-sync", title="first", state="resolved"))
+    db.session.add(Incident(rule_id=rule.id, key="user-sync", title="second"))
+    db.session.commit()  # one resolved and one open: fine
+    db.session.add(Incident(rule_id=rule.id, key="user-sync", title="third"))
+    with pytest.raises(IntegrityError, match="uq_alert_incidents_open_rule_key"):
+        db.session.commit()
+    db.session.rollback()

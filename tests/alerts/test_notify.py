@@ -93,7 +93,7 @@ def test_failures_are_recorded_with_their_reason(db, alert_settings, http_receiv
 def test_unreachable_smtp_server_is_a_recorded_failure(db, alert_settings, open_incident):
     import dataclasses
 
-    from tests.conftest import free_port
+    from tests.processes import free_port
 
     open_incident(webhook_url=None, emails=["ops@example.org"])
     closed = dataclasses.replace(alert_settings, SMTP_PORT=free_port(), SMTP_TIMEOUT=3)
@@ -126,3 +126,57 @@ def test_deliver_task_retries_then_records_the_failure(db, settings, http_receiv
     row = db.session.get(Delivery, delivery.id)
     assert (row.status, row.attempts) == ("failed", settings.ALERT_DELIVERY_ATTEMPTS)
     assert row.last_error == "webhook answered HTTP 500"
+
+
+def test_starttls_is_required_when_configured(db, alert_settings, smtp_server, open_incident):
+    """SMTP_STARTTLS=true and a server without STARTTLS: nothing is sent in the clear."""
+    import dataclasses
+
+    open_incident(webhook_url=None, emails=["ops@example.org"])
+    assert _deliver_all(db, dataclasses.replace(alert_settings, SMTP_STARTTLS=True)) == ["failed"]
+    assert smtp_server.mails == []
+    (delivery,) = db.session.query(Delivery).all()
+    assert "STARTTLS extension not supported by server" in delivery.last_error
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+def test_smtp_login(db, alert_settings, open_incident):
+    """SMTP_USER / SMTP_PASSWORD log in (a server that demands authentication)."""
+    import dataclasses
+
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult
+
+    from tests.alerts.conftest import _Collect
+    from tests.conftest import free_port
+
+    logins = []
+
+    def authenticator(server, session, envelope, mechanism, auth_data):
+        logins.append((auth_data.login, auth_data.password))
+        return AuthResult(success=auth_data.password == b"s3cret/pass")
+
+    handler = _Collect()
+    controller = Controller(
+        handler,
+        hostname="127.0.0.1",
+        port=free_port(),
+        authenticator=authenticator,
+        auth_required=True,
+        auth_require_tls=False,
+    )
+    controller.start()
+    try:
+        open_incident(webhook_url=None, emails=["ops@example.org"])
+        login = dataclasses.replace(
+            alert_settings, SMTP_PORT=controller.port, SMTP_USER="alerts", SMTP_PASSWORD="wrong"
+        )
+        assert _deliver_all(db, login) == ["failed"]
+        db.session.query(Delivery).update({"status": "pending"})
+        db.session.commit()
+        login = dataclasses.replace(login, SMTP_PASSWORD="s3cret/pass")
+        assert _deliver_all(db, login) == ["sent"]
+    finally:
+        controller.stop()
+    assert logins == [(b"alerts", b"wrong"), (b"alerts", b"s3cret/pass")]
+    assert len(handler.mails) == 1
