@@ -221,11 +221,6 @@ class Scope:
     restricted: bool = False
 
     # ---- what of a row ----------------------------------------------------------------------------
-    @property
-    def can_see_details(self) -> bool:
-        """May see payloads, identifiers, error texts and what is read from them."""
-        return self.details
-
     def can_see(self, field: str) -> bool:
         """The one field rule (DESIGN §7): metadata for everyone, the rest with details."""
         return self.details or field in METADATA_FIELDS

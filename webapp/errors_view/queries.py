@@ -212,7 +212,7 @@ def error_groups(scope: Scope, flt: StatsFilter, limit: int = 100) -> list[Group
     rows = db.session.execute(stmt.order_by(grouped.c.count.desc(), grouped.c.key)).all()
     # Without details a row carries nothing read from identifiers or error texts at all (not
     # only hidden by as_json or the template).
-    details = scope.can_see_details
+    details = scope.details
     out = []
     for r in rows:
         out.append(

@@ -57,11 +57,10 @@ def index():
         flt=flt,
         ranges=list(RANGES),
         types=stats_queries.message_types(scope, flt),
-        details=scope.can_see_details,
         list_args=flt.message_args(),
         action_fields=_pairs(flt.message_args()),
         can_acknowledge=scope.can_acknowledge(),
-        can_reingest=scope.can_see_details and scope.can_reingest(),
+        can_reingest=scope.can_see("payload") and scope.can_reingest(),
         sparklines=sparklines,
     ), (400 if form["refused"] else 200)
 

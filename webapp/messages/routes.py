@@ -115,7 +115,7 @@ def download_payload(message_id: int):
     """The raw payload exactly as received, as a download."""
     scope = current_scope()
     message = queries.get_message(scope, message_id)
-    if not scope.details:
+    if not scope.can_see("payload"):
         abort(403, "Your access does not include message payloads.")
     fmt = message.payload_format or "text"
     filename = f"message-{message.id}.{presenters.EXTENSIONS.get(fmt, 'txt')}"

@@ -158,10 +158,12 @@ def parse_filter(scope: Scope, args: Any = None) -> StatsFilter:
 
 def page_filter(scope: Scope) -> tuple[StatsFilter, dict[str, Any]]:
     """For the HTML pages: the filter without the arguments it refused, and what the shared
-    filter form shows (`refused` next to their fields, the time range in the pickers)."""
+    filter form shows (`refused` next to their fields, the time range in the pickers, the
+    identifier fields the scope may use: `filterable`)."""
     flt, refused = parse_keeping_input(lambda args: parse_filter(scope, args), request.args)
     form = {
         "refused": refused,
+        "filterable": [name for name in ROLLUP_IDENTIFIERS if scope.can_filter(name)],
         "raw_args": request.args,
         "since_input": ""
         if "since" in refused

@@ -40,7 +40,6 @@ def index():
         flt=flt,
         ranges=list(RANGES),
         types=queries.message_types(scope, flt),
-        details=scope.can_see_details,
         top_args=replace(flt, include_acknowledged=True).message_args(),
     ), (400 if form["refused"] else 200)
 
