@@ -1,0 +1,82 @@
+"""Read-ahead for py-amqp's TCP transport: one `recv` per 64 KB instead of three per frame.
+
+py-amqp reads each frame with exactly-sized `recv` calls (7-byte header, payload, frame end):
+a report (method, header and body frames) costs nine system calls on the consumer thread, about
+a third of its per-delivery CPU (bench/README.md, "Ingestion near the machine's limit").
+`install()` replaces `TCPTransport._read` with one that asks the socket for up to READ_AHEAD
+bytes and serves the next reads from what came with them.
+
+Nothing else changes: `_read(n)` still returns exactly n bytes or raises, and on any exception
+(a timeout, EINTR, a closed socket) everything received and not returned is left in
+`_read_buffer`, where py-amqp's `read_frame` puts a partial frame back too. Whole frames that
+wait in the buffer while the socket has nothing to read are not stranded: kombu's event-loop
+reader calls `drain_events(timeout=0)` again after every frame until it times out, and the
+blocking `drain_events` reads the buffer before the socket.
+"""
+
+from __future__ import annotations
+
+import errno
+
+from amqp import transport as _transport
+
+READ_AHEAD = 65536
+_original_read = _transport.TCPTransport._read
+_original_setup = _transport.TCPTransport._setup_transport
+
+
+def _read(self, n, initial=False, _errnos=(errno.EAGAIN, errno.EINTR)):
+    """Read exactly n bytes: from what the last `recv` brought, else from the socket.
+
+    The bytes received ahead live in `_ahead` (from `_ahead_pos` on); py-amqp's own
+    `_read_buffer` is only used as py-amqp uses it: empty, except after an exception, when it
+    holds everything received and not returned yet (and read_frame prepends its partial frame).
+    """
+    ahead = self.__dict__.get("_ahead")
+    if ahead and not self._read_buffer:
+        pos = self._ahead_pos
+        if len(ahead) - pos >= n:
+            self._ahead_pos = pos + n
+            return ahead[pos : pos + n]
+    rbuf = self._read_buffer
+    if ahead:
+        rbuf += ahead[self._ahead_pos :]
+    self._ahead, self._ahead_pos, self._read_buffer = b"", 0, b""
+    recv = self._quick_recv
+    try:
+        while len(rbuf) < n:
+            try:
+                s = recv(max(n - len(rbuf), READ_AHEAD))
+            except OSError as exc:
+                if exc.errno in _errnos:
+                    if initial and self.raise_on_initial_eintr:
+                        raise TimeoutError() from None
+                    continue
+                raise
+            if not s:
+                raise OSError("Server unexpectedly closed connection")
+            rbuf += s
+    except BaseException:
+        self._read_buffer = rbuf
+        raise
+    if len(rbuf) > n:
+        self._ahead, self._ahead_pos = rbuf, n
+    return rbuf[:n]
+
+
+def _setup_transport(self):
+    _original_setup(self)
+    self._ahead, self._ahead_pos = b"", 0
+
+
+def install() -> None:
+    """Use the read-ahead `_read` for every TCP connection of this process (idempotent)."""
+    cls = _transport.TCPTransport
+    cls._read = _read
+    cls._setup_transport = _setup_transport
+
+
+def uninstall() -> None:
+    cls = _transport.TCPTransport
+    cls._read = _original_read
+    cls._setup_transport = _original_setup
