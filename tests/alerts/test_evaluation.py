@@ -346,3 +346,20 @@ def test_the_database_allows_one_open_incident_per_rule_and_key(db):
     with pytest.raises(IntegrityError, match="uq_alert_incidents_open_rule_key"):
         db.session.commit()
     db.session.rollback()
+
+
+def test_disabling_a_rule_ends_its_open_incidents_without_notice(db, pg, settings):
+    from webapp.auth.scope import admin_scope
+
+    now = datetime.now(UTC)
+    _store(pg, settings, now - timedelta(minutes=30), message_type="user-sync")
+    rule = _rule(db, kind="silence", message_type="user-sync", threshold=10)
+    (incident_id,) = _evaluate(db, settings, now).opened
+    form = services.RuleForm.parse(
+        {"name": "off", "kind": "silence", "message_type": "user-sync", "is_enabled": "off"}
+    )
+    services.save_rule(db.session, admin_scope(), form, rule)
+    db.session.commit()
+    assert db.session.get(Incident, incident_id).state == "resolved"
+    assert [d[1] for d in _deliveries(db)] == ["opened", "opened"]
+    assert _evaluate(db, settings, now + timedelta(minutes=1)).rules == 0

@@ -180,3 +180,18 @@ def test_smtp_login(db, alert_settings, open_incident):
         controller.stop()
     assert logins == [(b"alerts", b"wrong"), (b"alerts", b"s3cret/pass")]
     assert len(handler.mails) == 1
+
+
+def test_report_text_cannot_ping_a_chat_or_break_a_mail_header(
+    db, alert_settings, smtp_server, http_receiver, open_incident
+):
+    incident = open_incident(webhook_format="text", emails=["ops@example.org"])
+    incident.title = "new error group in x: Boom @channel <!here|here>\r\nBcc: victim@example.org"
+    db.session.commit()
+    assert _deliver_all(db, alert_settings) == ["sent", "sent"]
+    (mail,) = smtp_server.mails
+    assert mail["Bcc"] is None and "\n" not in mail["Subject"]
+    assert mail["Subject"].endswith("Boom @channel <!here|here> Bcc: victim@example.org")
+    text = http_receiver.bodies[0]["text"]
+    assert "@channel" not in text and "<!here" not in text
+    assert "@\u200bchannel &lt;!here|here&gt; Bcc: victim@\u200bexample.org" in text

@@ -33,9 +33,21 @@ def incident_url(settings, incident_id: int) -> str:
     return f"{settings.PUBLIC_URL.rstrip('/')}/alerts/incidents/{incident_id}"
 
 
+def one_line(text: str) -> str:
+    """Whitespace runs (line breaks from a report's error text included) as one space."""
+    return " ".join(text.split())
+
+
+def chat_safe(text: str) -> str:
+    """Text for a Slack / Mattermost message: a report's text may not mention anyone (@channel,
+    <!here>) or format links; &, < and > escaped as Slack asks, every @ defused."""
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return text.replace("@", "@\u200b")
+
+
 def subject(incident: Incident, event: str) -> str:
     state = "RESOLVED" if event == "resolved" else "ALERT"
-    return f"[PACER {state}] {incident.rule.name}: {incident.title}"[:250]
+    return one_line(f"[PACER {state}] {incident.rule.name}: {incident.title}")[:250]
 
 
 def text_body(settings, incident: Incident, event: str) -> str:
@@ -58,7 +70,8 @@ def webhook_payload(settings, incident: Incident, event: str, fmt: str) -> dict:
     url = incident_url(settings, incident.id)
     if fmt == "text":
         mark = ":white_check_mark: Resolved" if event == "resolved" else ":rotating_light: Alert"
-        return {"text": f"{mark} **{incident.rule.name}**: {incident.title} ({url})"}
+        name, title = chat_safe(one_line(incident.rule.name)), chat_safe(one_line(incident.title))
+        return {"text": f"{mark} **{name}**: {title} ({url})"}
     return {
         "event": event,
         "state": incident.state,

@@ -619,6 +619,13 @@ def save_rule(
     if not creating:
         rule.owner_id = scope.user_id or rule.owner_id
         rule.pending = {}
+        if not rule.is_enabled:
+            # A disabled rule is no longer evaluated: its open incidents end now, without notice.
+            session.execute(
+                update(Incident)
+                .where(Incident.rule_id == rule.id, Incident.state == OPEN)
+                .values(state=RESOLVED, resolved_at=datetime.now(UTC))
+            )
     rule.updated_at = datetime.now(UTC)
     session.flush()
     audit(
