@@ -26,3 +26,7 @@ def on_exit(server) -> None:
 
     for path in Path(directory).glob("*.db"):
         path.unlink(missing_ok=True)
+    try:
+        Path(directory).rmdir()  # only when empty (made again at the next start)
+    except OSError:
+        pass
