@@ -42,6 +42,15 @@ if [ "$(id -u)" != 0 ]; then
   sudo=(sudo)
 fi
 echo "[apt] installing: ${missing[*]}" >&2
+# The project runs PostgreSQL, RabbitMQ and Prometheus privately (scripts/services.sh, the tests):
+# their Debian packages must not start system-wide daemons on 5432/5672/9090 as a side effect of
+# `make install`. policy-rc.d (Debian's switch for exactly this; deb-systemd-invoke honours it)
+# refuses every service start during this one apt transaction, unless the machine has its own.
+policy=/usr/sbin/policy-rc.d
+if [ ! -e "$policy" ]; then
+  "${sudo[@]}" sh -c "printf '#!/bin/sh\n# scripts/ensure-apt.sh: no daemon starts during its install\nexit 101\n' > $policy && chmod 755 $policy"
+  trap '"${sudo[@]}" rm -f "$policy"' EXIT
+fi
 "${sudo[@]}" apt-get -o DPkg::Lock::Timeout=300 update -qq
 "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq \
   --no-install-recommends \
