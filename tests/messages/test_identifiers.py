@@ -165,3 +165,28 @@ def test_a_new_identifier_needs_only_the_declaration_and_the_model_column():
     assert out["promoted"] == "i03"
     # The group rule compares the promoted column (not the jsonb identifiers).
     assert "messages.beamline IN" in out["rule_sql"]
+
+
+@pytest.mark.parametrize("argument", ["instrument", "fingerprint"])
+def test_every_area_that_accepts_filters_refuses_detail_filters(app, argument):
+    """Scope.check_filters is applied by the bulk actions, /stats and /errors, /stalled too."""
+    from webapp.actions.queries import filtered_messages
+    from webapp.auth.scope import ANONYMOUS, Rule, Scope, admin_scope
+    from webapp.stalled.routes import parse_filter as stalled_filter
+    from webapp.stats.filters import parse_filter as stats_filter
+
+    args = {argument: "v1:abc" if argument == "fingerprint" else "bl13"}
+    # Acknowledging without details cannot be granted today; the gate does not rely on that.
+    no_details = Scope(rules=(Rule(acknowledge=True),), acknowledge=True, restricted=True)
+    parsers = [
+        lambda scope: filtered_messages(scope, args, "acknowledge"),
+        lambda scope: stats_filter(scope, args),
+    ]
+    if argument == "instrument":  # /stalled has no fingerprint filter
+        parsers.append(lambda scope: stalled_filter(scope, args))
+    with app.test_request_context("/"):
+        for parse in parsers:
+            for scope in (ANONYMOUS, no_details):
+                with pytest.raises(Forbidden, match=f"Filtering by {argument}"):
+                    parse(scope)
+            parse(admin_scope())

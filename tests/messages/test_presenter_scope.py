@@ -89,3 +89,11 @@ def test_csv_header_and_cells_follow_the_scope():
         assert len(cells) == len(header)
         assert (set(header) <= METADATA_FIELDS) is not details
         assert ("Err: boom" in " ".join(cells)) is details
+
+
+def test_same_identifier_links_follow_the_declaration():
+    message = _message()
+    assert presenters.same_identifier_links(presenters.detail(message, ANONYMOUS)) == []
+    links = presenters.same_identifier_links(presenters.detail(message, admin_scope()))
+    assert [name for _, name, _ in links] == list(PROMOTED_IDENTIFIERS)
+    assert ("dataset id", "dataset_id", "dataset_id-value") in links

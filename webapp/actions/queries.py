@@ -78,7 +78,7 @@ def filtered_messages(
     """
     stmt = select(Message.id)
     stmt = scope.apply(stmt, Message).where(scope.action_clause(Message, action))
-    stmt = apply_list_filter(stmt, args, acknowledged)
+    stmt = apply_list_filter(stmt, args, acknowledged, scope)
     fingerprint = (args.get("fingerprint") or "").strip()
     if fingerprint:
         stmt = stmt.where(Message.error_fingerprint == fingerprint)
@@ -139,8 +139,11 @@ def newest_message_id() -> int:
     return db.session.execute(select(func.coalesce(func.max(Message.id), 0))).scalar_one()
 
 
-def apply_list_filter(stmt, args: Mapping[str, Any], acknowledged: str | None = None):
-    """The message list's own filter (same parsing, same 400 on bad input).
+def apply_list_filter(
+    stmt, args: Mapping[str, Any], acknowledged: str | None = None, scope: Scope | None = None
+):
+    """The message list's own filter (same parsing, same 400 on bad input; with `scope`, the
+    same 403 for filters it may not use: Scope.check_filters).
 
     `acknowledged` overrides the filter's acknowledged state (un-acknowledging works on the
     acknowledged messages, which the list hides by default).
@@ -148,6 +151,8 @@ def apply_list_filter(stmt, args: Mapping[str, Any], acknowledged: str | None = 
     from ..messages.filters import MessageFilter
 
     flt = MessageFilter.from_args(args)
+    if scope is not None:
+        scope.check_filters(flt)
     if acknowledged is not None:
         flt = flt.replace(acknowledged=acknowledged)
     return flt.apply(stmt)

@@ -88,6 +88,12 @@ def detail(message: Any, scope: Scope) -> dict[str, Any]:
     return scope.visible(out)
 
 
+def same_identifier_links(detail: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(label, filter argument, value) of the promoted identifiers a `summary()`/`detail()` dict
+    shows: the message page's "same instrument / investigation / ..." list links."""
+    return [(i.label.lower(), i.name, detail[i.name]) for i in IDENTIFIERS if detail.get(i.name)]
+
+
 def acknowledged_by(message: Any, scope: Scope) -> str | None:
     """Who acknowledged `message`, when `scope` may see it (an actor's name is not metadata)."""
     return scope.visible({"acknowledged_by": message.acknowledged_by}).get("acknowledged_by")

@@ -102,6 +102,7 @@ def detail(message_id: int):
         message=message,
         m=m,
         payload=presenters.payload_view(m),
+        same_links=presenters.same_identifier_links(m),
         errors=m.get("errors", []),
         extra=m.get("extra", {}),
         scope=scope,
