@@ -6,7 +6,7 @@
 `state`         `failed` (the stage's latest attempt failed) or `waiting` (no later report)
 `instrument`    exact, case-insensitive (needs access to message details)
 `investigation` exact (needs access to message details)
-`limit`         runs listed per stage (1-500, default 50); counts are always complete
+`limit`         runs listed per stage (1-500, default 25); counts are always complete
 ==============  ============================================================================
 """
 
@@ -19,7 +19,7 @@ from ..errors import InvalidFilter
 
 STATES = ("failed", "waiting")
 MAX_DAYS = 30
-DEFAULT_LIMIT = 50
+DEFAULT_LIMIT = 25
 MAX_LIMIT = 500
 MAX_VALUE_LENGTH = 500
 #: Every argument the filter reads (the OpenAPI document is checked against it).

@@ -18,29 +18,19 @@ Definitions (the page's explanation and README "Stalled pipelines" say the same)
 - Runs are judged on the reports the user's scope sees (the one permission gate): a stage of a
   type the user may not see counts as not reached; the page says which types those are.
 
-Cost: one statement over the window only, through ix_messages_message_type_received_at (the
-pipeline's types and received_at), grouped in PostgreSQL; no scan of older history.
+Cost: one statement reading the window only (through the received_at index of each partition it
+touches), one hash aggregate per run in PostgreSQL; no scan of older history, no new index.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import (
-    DateTime,
-    Integer,
-    Text,
-    and_,
-    column,
-    func,
-    not_,
-    select,
-    values,
-)
-from sqlalchemy.dialects.postgresql import aggregate_order_by
+from sqlalchemy import and_, case, false, func, literal, literal_column, not_, or_, select
 
 from models import Message
 
@@ -146,122 +136,166 @@ def check_stage(message_type: str | None, settings: Any = None) -> None:
 
 
 def _runs(scope: Any, flt: StalledFilter, settings: Any, now: datetime):
-    """SELECT of the stalled runs (one row each) in scope and filter: a subquery to list or count."""
+    """SELECT of the stalled runs (one row each) in scope and filter: a subquery to list or count.
+
+    One pass over the window's rows (a hash aggregate per pipeline and hash): for every pipeline
+    type, the time of its latest successful and of its latest failed attempt. Which stage a run
+    reached, whether its latest attempt there failed and whether it completed are then read from
+    those few columns per run, not from the rows again."""
     since = now - timedelta(days=flt.days or settings.STALLED_WINDOW_DAYS)
     pipelines = _pipelines(settings)
-    # One row per pipeline type: its pipeline and stage, and per pipeline what "complete" needs
-    # (the last stage and how many types it has) and the cut-off before which a start is stalled.
-    rows = []
-    for p, pipeline in enumerate(pipelines, start=1):
-        cutoff = now - timedelta(minutes=settings.stalled_after_minutes(pipeline))
-        for n, types in enumerate(pipeline, start=1):
-            rows += [(t, p, n, len(pipeline), len(pipeline[-1]), cutoff) for t in types]
-    stage_map = (
-        values(
-            column("message_type", Text),
-            column("pipeline", Integer),
-            column("stage", Integer),
-            column("last_stage", Integer),
-            column("last_types", Integer),
-            column("cutoff", DateTime(timezone=True)),
-            name="stage_map",
-        )
-        .data(rows)
-        .alias("stage_map")
-    )
-    types = sorted(r[0] for r in rows)
+    all_stages = stages(settings)
+    types = [t for st in all_stages for t in st.types]
+    pipeline_of = {t: st.pipeline for st in all_stages for t in st.types}
+    m = Message
 
-    # 1. The latest attempt of each type of each hash in the window (retries collapse here).
-    reports = scope.apply(
+    ok_at = {
+        t: func.max(m.received_at).filter(and_(m.message_type == t, not_(m.errored))) for t in types
+    }
+    failed_at = {
+        t: func.max(m.received_at).filter(and_(m.message_type == t, m.errored)) for t in types
+    }
+    # Identifiers are aggregated only to filter by them (the listed runs get theirs afterwards,
+    # `_identifiers`): every aggregate widens each run's state in the hash table.
+    filtered = [name for name in ("instrument", "investigation") if getattr(flt, name)]
+    per_run = scope.apply(
         select(
-            Message.hash,
-            Message.message_type,
-            func.min(Message.received_at).label("first_at"),
-            func.max(Message.received_at).label("last_at"),
-            func.array_agg(
-                aggregate_order_by(Message.errored, Message.received_at.desc(), Message.id.desc())
-            )[1].label("last_errored"),
-            func.max(Message.id).label("last_id"),
-            func.count().label("attempts"),
-            func.max(Message.instrument).label("instrument"),
-            func.max(Message.investigation).label("investigation"),
-            func.max(Message.dataset).label("dataset"),
-            func.max(Message.dataset_id).label("dataset_id"),
-        ).where(
-            Message.received_at >= since,
-            Message.received_at <= now,
-            Message.message_type.in_(types),
-            Message.hash.is_not(None),
-        ),
+            case(pipeline_of, value=m.message_type).label("pipeline"),
+            m.hash,
+            func.min(m.received_at).label("started_at"),
+            func.max(m.received_at).label("last_at"),
+            func.max(m.id).label("latest_id"),
+            func.count().label("reports"),
+            *(_any_value(getattr(m, name)).label(name) for name in filtered),
+            *(ok_at[t].label(f"ok_{i}") for i, t in enumerate(types)),
+            *(failed_at[t].label(f"failed_{i}") for i, t in enumerate(types)),
+        ).where(_window(since, now, types)),
         Message,
-    ).group_by(Message.hash, Message.message_type)
-    per_type = reports.subquery("per_type")
+    ).group_by(literal_column("1"), m.hash)
+    r = per_run.subquery("per_run")
 
-    # 2. With its stage, and the furthest stage the run (pipeline, hash) reached.
-    staged = (
-        select(
-            per_type,
-            stage_map.c.pipeline,
-            stage_map.c.stage,
-            stage_map.c.last_stage,
-            stage_map.c.last_types,
-            stage_map.c.cutoff,
-            func.max(stage_map.c.stage)
-            .over(partition_by=(stage_map.c.pipeline, per_type.c.hash))
-            .label("furthest"),
-        )
-        .join_from(per_type, stage_map, stage_map.c.message_type == per_type.c.message_type)
-        .subquery("staged")
+    ok = {t: r.c[f"ok_{i}"] for i, t in enumerate(types)}
+    bad = {t: r.c[f"failed_{i}"] for i, t in enumerate(types)}
+    reached = {t: or_(ok[t].is_not(None), bad[t].is_not(None)) for t in types}
+    # The latest attempt of a type failed (a retry after it decides; a tie counts as failed).
+    latest_failed = {
+        t: and_(bad[t].is_not(None), or_(ok[t].is_(None), bad[t] >= ok[t])) for t in types
+    }
+    latest_ok = {t: and_(ok[t].is_not(None), or_(bad[t].is_(None), ok[t] > bad[t])) for t in types}
+    # Stages of a run's own pipeline only (each type belongs to one pipeline).
+    furthest = case(
+        *(
+            (or_(*(reached[t] for t in st.types)), st.number)
+            for st in sorted(all_stages, key=lambda st: -st.number)
+        ),
+        else_=0,
     )
-    s = staged.c
-    at_furthest = s.stage == s.furthest
-    ok_at_furthest = func.count().filter(and_(at_furthest, not_(s.last_errored)))
-    instrument = func.max(s.instrument)
-    investigation = func.max(s.investigation)
-    started_at = func.min(s.first_at)
-
-    # 3. One row per run; only those not complete and started before their pipeline's cut-off.
-    stmt = (
+    complete = or_(
+        false(),
+        *(
+            and_(r.c.pipeline == p, *(latest_ok[t] for t in pipeline[-1]))
+            for p, pipeline in enumerate(pipelines, 1)
+        ),
+    )
+    cutoff = case(
+        {
+            p: literal(now - timedelta(minutes=settings.stalled_after_minutes(pipeline)))
+            for p, pipeline in enumerate(pipelines, 1)
+        },
+        value=r.c.pipeline,
+    )
+    types_reached = sum((case((reached[t], 1), else_=0) for t in types), literal(0))
+    latest_type = case(*((or_(ok[t] == r.c.last_at, bad[t] == r.c.last_at), t) for t in types))
+    # Each run's flags, computed once (the outer query reads them by name).
+    flags = (
         select(
-            s.pipeline,
-            s.hash,
-            func.max(s.furthest).label("stage"),
-            func.coalesce(func.bool_or(s.last_errored).filter(at_furthest), False).label("failed"),
-            started_at.label("started_at"),
-            func.max(s.last_at).label("last_at"),
-            func.max(s.last_id).label("latest_id"),
-            func.array_agg(aggregate_order_by(s.message_type, s.last_at.desc(), s.last_id.desc()))[
-                1
-            ].label("latest_type"),
-            func.sum(s.attempts).label("reports"),
-            (func.sum(s.attempts) > func.count()).label("retried"),
-            instrument.label("instrument"),
-            investigation.label("investigation"),
-            func.max(s.dataset).label("dataset"),
-            func.max(s.dataset_id).label("dataset_id"),
-        )
-        .group_by(s.pipeline, s.hash)
-        .having(
-            not_(
-                and_(
-                    func.max(s.furthest) == func.max(s.last_stage),
-                    ok_at_furthest == func.max(s.last_types),
-                )
+            r.c.pipeline,
+            r.c.hash,
+            furthest.label("stage"),
+            r.c.started_at,
+            r.c.last_at,
+            r.c.latest_id,
+            latest_type.label("latest_type"),
+            r.c.reports,
+            (r.c.reports > types_reached).label("retried"),
+            *(r.c[name] for name in filtered),
+            *(
+                or_(*(latest_failed[t] for t in st.types)).label(f"failed_{i}")
+                for i, st in enumerate(all_stages)
             ),
-            started_at < func.max(s.cutoff),
         )
+        .where(not_(complete), r.c.started_at < cutoff)
+        .subquery("flags")
+    )
+    f = flags.c
+    # Failed: the latest attempt of a type of the stage the run stopped at failed.
+    failed = or_(
+        false(),
+        *(
+            and_(f.pipeline == st.pipeline, f.stage == st.number, f[f"failed_{i}"])
+            for i, st in enumerate(all_stages)
+        ),
+    )
+    stmt = select(
+        f.pipeline,
+        f.hash,
+        f.stage,
+        failed.label("failed"),
+        f.started_at,
+        f.last_at,
+        f.latest_id,
+        f.latest_type,
+        f.reports,
+        f.retried,
     )
     if flt.stage is not None:
         stage = _stage_of(settings, flt.stage)
-        stmt = stmt.where(s.pipeline == stage.pipeline).having(func.max(s.furthest) == stage.number)
+        stmt = stmt.where(f.pipeline == stage.pipeline, f.stage == stage.number)
     if flt.state is not None:
-        failed = func.coalesce(func.bool_or(s.last_errored).filter(at_furthest), False)
-        stmt = stmt.having(failed if flt.state == "failed" else not_(failed))
+        stmt = stmt.where(failed if flt.state == "failed" else not_(failed))
     if flt.instrument is not None:
-        stmt = stmt.having(instrument == flt.instrument)
+        stmt = stmt.where(f.instrument == flt.instrument)
     if flt.investigation is not None:
-        stmt = stmt.having(investigation == flt.investigation)
+        stmt = stmt.where(f.investigation == flt.investigation)
     return stmt, since
+
+
+def _window(since: datetime, now: datetime, types: Sequence[str]):
+    """The rows runs are made of: pipeline types with a hash, received in the window."""
+    return and_(
+        Message.received_at >= since,
+        Message.received_at <= now,
+        Message.message_type.in_(sorted(types)),
+        Message.hash.is_not(None),
+    )
+
+
+def _any_value(column):
+    """The run's value of an identifier: any stage's (stage 1 names the dataset, later stages
+    its id); byte order ("C") is enough to pick the one non-null value, and cheaper."""
+    return func.max(column.collate("C"))
+
+
+def _identifiers(
+    scope: Any, hashes: Sequence[str], since: datetime, now: datetime, types: Sequence[str]
+) -> dict[str, Any]:
+    """Instrument, investigation, dataset and dataset id of the runs of these hashes (the
+    listed ones), from the same rows in scope: one probe of ix_messages_hash per hash."""
+    if not hashes:
+        return {}
+    m = Message
+    stmt = scope.apply(
+        select(
+            m.hash,
+            *(_any_value(getattr(m, name)).label(name) for name in IDENTIFIER_COLUMNS),
+        ).where(_window(since, now, types), m.hash.in_(sorted(set(hashes)))),
+        Message,
+    ).group_by(m.hash)
+    return {row.hash: row for row in db.session.execute(stmt)}
+
+
+#: Identifier columns of a listed run.
+IDENTIFIER_COLUMNS = ("instrument", "investigation", "dataset", "dataset_id")
 
 
 def _now(now: datetime | None) -> datetime:
@@ -282,7 +316,8 @@ def list_stalled(
     scope: Any, flt: StalledFilter, now: datetime | None = None, settings: Any = None
 ) -> StalledReport:
     """Stalled runs grouped by the stage they stopped at (pipeline order), every group counted
-    and its `flt.limit` newest runs listed, newest stop first (one statement)."""
+    and its `flt.limit` newest runs listed, newest stop first (two statements: the runs, then
+    the identifiers of the listed ones)."""
     settings = settings or current_app.extensions["settings"]
     now = _now(now)
     stmt, since = _runs(scope, flt, settings, now)
@@ -300,9 +335,14 @@ def list_stalled(
         .where(ranked.c.rank <= flt.limit)
         .order_by(ranked.c.pipeline, ranked.c.stage, ranked.c.last_at.desc(), ranked.c.hash)
     )
-    by_key = {(st.pipeline, st.number): st for st in stages(settings)}
+    all_stages = stages(settings)
+    by_key = {(st.pipeline, st.number): st for st in all_stages}
     groups: dict[tuple[int, int], StageGroup] = {}
-    for row in db.session.execute(listed):
+    rows = db.session.execute(listed).all()
+    types = [t for st in all_stages for t in st.types]
+    found = _identifiers(scope, [row.hash for row in rows], since, now, types)
+    for row in rows:
+        identifiers = found.get(row.hash)
         stage = by_key[(row.pipeline, row.stage)]
         group = groups.setdefault((row.pipeline, row.stage), StageGroup(stage, row.stage_count))
         group.runs.append(
@@ -316,10 +356,7 @@ def list_stalled(
                 latest_type=row.latest_type,
                 reports=int(row.reports),
                 retried=bool(row.retried),
-                instrument=row.instrument,
-                investigation=row.investigation,
-                dataset=row.dataset,
-                dataset_id=row.dataset_id,
+                **{name: getattr(identifiers, name, None) for name in IDENTIFIER_COLUMNS},
             )
         )
     pipelines = _pipelines(settings)

@@ -37,6 +37,7 @@ def index():
         states=STATES,
         max_days=MAX_DAYS,
         identifiers={name: scope.can_see(name) for name in presenters.IDENTIFIERS},
+        links=presenters.Links(),
     ), (400 if refused else 200)
 
 
