@@ -219,15 +219,15 @@ def _write(conn: PgConnection, prepared: PreparedBatch, received_at: datetime) -
         if unique:
             # Sorted: two workers inserting the same ids (a redelivery racing its original) then
             # take the row locks in the same order and wait for each other instead of deadlocking.
-            rows = psycopg2.extras.execute_values(
-                cur,
-                "INSERT INTO report_receipts (report_id, received_at) VALUES %s "
+            # One array parameter, not a VALUES row per report: a fraction of the parsing and
+            # planning on both sides; unnest keeps the array's order.
+            cur.execute(
+                "INSERT INTO report_receipts (report_id, received_at) "
+                "SELECT report_id, %s FROM unnest(%s::text[]) AS r(report_id) "
                 "ON CONFLICT DO NOTHING RETURNING report_id",
-                [(rid, received_at) for rid in sorted(unique)],
-                page_size=len(unique),
-                fetch=True,
+                (received_at, sorted(unique)),
             )
-            new_ids = {r[0] for r in rows}
+            new_ids = {r[0] for r in cur.fetchall()}
         result.duplicates += len(unique) - len(new_ids)
         fresh = [r for rid, r in unique.items() if rid in new_ids]
 
@@ -303,9 +303,49 @@ def _copy_messages(
     return [(message_id, report.report_id) for message_id, report in zip(ids, reports, strict=True)]
 
 
-def _copy_row(report: ParsedReport) -> str:
-    """The COPY text of a report's row after `id` and `received_at` (MESSAGE_COLUMNS[1:])."""
-    return "\t".join([_copy_value(value) for value in _message_row(report)])
+def _copy_row(r: ParsedReport) -> str:
+    """The COPY text of a report's row after `id` and `received_at` (MESSAGE_COLUMNS[1:]):
+    `_message_row` rendered by `_copy_value`, with each column's type known in advance (the
+    generic per-value type dispatch was half of the row's cost)."""
+    text, ms = _copy_text, r.processing_ms
+    return "\t".join(
+        (
+            text(r.report_id),
+            text(r.message_type),
+            "\\N" if r.processing_start is None else r.processing_start.isoformat(),
+            "\\N" if r.processing_end is None else r.processing_end.isoformat(),
+            "\\N" if ms is None else str(ms),
+            text(r.hash),
+            text(r.payload_format),
+            text(r.payload),
+            "t" if r.errored else "f",
+            text(_json(r.error_message)),
+            "\\N" if r.traceback is None else text(_json(r.traceback)),
+            text(r.exchange_name),
+            text(r.routing_key),
+            text(_json(r.object_identifiers)),
+            *[text(v) for v in _promoted_values(r)],
+            text(r.error_fingerprint),
+            text(r.search_text),
+            text(_json(r.extra)),
+        )
+    )
+
+
+def _copy_text(value: str | None) -> str:
+    """`_copy_value` of a text column's value."""
+    if value is None:
+        return "\\N"
+    if value.__class__ is not str:
+        return _copy_value(value)
+    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
+        return (
+            value.replace("\\", "\\\\")
+            .replace("\t", "\\t")
+            .replace("\n", "\\n")
+            .replace("\r", "\\r")
+        )
+    return value
 
 
 def _copy_value(value: Any) -> str:
