@@ -19,6 +19,7 @@ from sqlalchemy import select, text
 
 from models import AuditLog, Message
 
+from ..auth.scope import Scope
 from ..extensions import db
 from ..messages.queries import SUMMARY_COLUMNS, scoped
 from .targets import REINGEST_HEADER
@@ -127,7 +128,7 @@ def reingest_row(message_id: int, audit_id: int) -> AuditLog | None:
     return row
 
 
-def arrivals(scope: Any, message_id: int, since: Any) -> list[Any]:
+def arrivals(scope: Scope, message_id: int, since: Any) -> list[Any]:
     """Reports received since `since` whose header says they re-ingest `message_id` (newest
     first; scoped like every read)."""
     stmt = (

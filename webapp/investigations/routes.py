@@ -8,7 +8,7 @@ from flask import abort, current_app, render_template, request
 
 from models.investigations import FINAL_STATUSES, STATUSES
 
-from ..auth.scope import current_scope
+from ..auth.scope import Scope, current_scope
 from ..extensions import db
 from . import bp, queries, services
 from .gateway import gateway_for
@@ -21,7 +21,7 @@ def _settings():
     return current_app.extensions["settings"]
 
 
-def _require_details(scope) -> None:
+def _require_details(scope: Scope) -> None:
     if not scope.details:
         # Investigation names and error texts are details (DESIGN §7): not for anonymous users.
         abort(

@@ -183,7 +183,7 @@ def list_messages(
     return page
 
 
-def _first_text_page(scope: Any, filters: MessageFilter, limit: int) -> MessagePage | None:
+def _first_text_page(scope: Scope, filters: MessageFilter, limit: int) -> MessagePage | None:
     """The first page of a free-text search and its capped count from ONE trigram pass.
 
     Listing and counting a free-text filter separately costs two GIN bitmap scans of every
@@ -228,13 +228,13 @@ def _first_text_page(scope: Any, filters: MessageFilter, limit: int) -> MessageP
     return page
 
 
-def _keep_count(scope: Any, filters: MessageFilter, count: Count) -> None:
+def _keep_count(scope: Scope, filters: MessageFilter, count: Count) -> None:
     """Remember a count just computed for this request's count_messages (read once)."""
     if has_app_context():
         g.setdefault("_message_counts", {})[filters] = (scope, count)
 
 
-def _kept_count(scope: Any, filters: MessageFilter) -> Count | None:
+def _kept_count(scope: Scope, filters: MessageFilter) -> Count | None:
     kept = g.get("_message_counts") if has_app_context() else None
     if not kept or filters not in kept or kept[filters][0] is not scope:
         return None
