@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import signal
 import subprocess
 import sys
 import time
@@ -13,6 +12,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg2
+
+from tests.processes import Process, process_command
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -80,32 +81,18 @@ def env(db_name: str, **extra: str) -> dict[str, str]:
     }
 
 
-class Proc:
-    def __init__(self, args, environ, log: Path):
-        self.log = open(log, "wb")  # noqa: SIM115
-        self.p = subprocess.Popen(  # noqa: S603
-            args,
-            env=environ,
-            cwd=ROOT,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+class Proc(Process):
+    """A started Process (tests/processes.py, the tests' own helper) with a fresh log; `p` is
+    its Popen."""
 
-    def stop(self):
-        if self.p.poll() is None:
-            os.killpg(self.p.pid, signal.SIGTERM)
-            try:
-                self.p.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.p.pid, signal.SIGKILL)
-                self.p.wait()
-        self.log.close()
+    def __init__(self, args: list[str], environ: dict[str, str], log: Path):
+        log.unlink(missing_ok=True)
+        super().__init__(args, environ, log)
+        self.start()
 
-
-def process_command(name: str) -> list[str]:
-    """The command line users run for process `name` (webapp/processes.py: the one definition)."""
-    return [sys.executable, "-m", "webapp.processes", name]
+    @property
+    def p(self):
+        return self.proc
 
 
 def start_worker(node: str, environ: dict[str, str], log: Path) -> Proc:

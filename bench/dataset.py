@@ -52,9 +52,9 @@ class Chunk:
 def generate_rows(chunk: Chunk):
     """COPY text lines (with explicit ids, in received order) for one chunk."""
     from webapp.demo import ERRORS, PIPELINE, _error
-    from webapp.stats.fingerprint import fingerprint
     from webapp.ingest.report import _search_text, promote_identifiers
     from webapp.ingest.writer import _copy_value
+    from webapp.stats.fingerprint import fingerprint
 
     rng = random.Random(chunk.seed * 1_000_003 + chunk.index)
     span = (chunk.end - chunk.start).total_seconds()

@@ -7,13 +7,8 @@ session uses its own database (`pd_test_<pid>`), created and migrated here, drop
 
 from __future__ import annotations
 
-import json
 import os
-import signal
 import socket
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,8 +16,16 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-VENV_BIN = Path(sys.executable).parent
+from tests.processes import (
+    Process,
+    free_port,
+    process_command,
+    process_environ,
+    wait_for,
+)
+
+#: Fixtures every package shares (auth switches, factories, a query counter): tests/fixtures.py.
+pytest_plugins = ("tests.fixtures",)
 
 REQUIRED_ENV = ("POSTGRES_HOST", "POSTGRES_PORT", "RMQ_HOST", "RMQ_PORT")
 
@@ -75,20 +78,6 @@ def test_db_name() -> Iterator[str]:
     with conn.cursor() as cur:
         cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     conn.close()
-
-
-def process_environ(db_name: str, **extra: str) -> dict[str, str]:
-    """Environment for processes (worker, gunicorn, flask CLI) that should use the test database."""
-    env = dict(os.environ)
-    env.update(
-        POSTGRES_DB=db_name,
-        ENVIRONMENT="testing",
-        DISABLED_AUTH=env.get("DISABLED_AUTH", "true"),
-        FLASK_APP="wsgi",
-        PYTHONUNBUFFERED="1",
-    )
-    env.update(extra)
-    return env
 
 
 @pytest.fixture(scope="session")
@@ -217,59 +206,6 @@ def broker_url(settings) -> str:
 # Processes --------------------------------------------------------------------------------------
 
 
-class Process:
-    """A child process with its log file; stopped by PID (its own process group)."""
-
-    def __init__(self, args: list[str], env: dict[str, str], log: Path):
-        self.args, self.env, self.log_path = args, env, log
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> Process:
-        self.log_file = open(self.log_path, "ab")  # noqa: SIM115
-        self.proc = subprocess.Popen(  # noqa: S603
-            self.args,
-            env=self.env,
-            cwd=ROOT,
-            stdout=self.log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        return self
-
-    @property
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def signal(self, sig: int) -> None:
-        if self.alive:
-            os.killpg(self.proc.pid, sig)
-
-    def stop(self, timeout: float = 15) -> None:
-        if self.proc is None:
-            return
-        if self.alive:
-            self.signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.signal(signal.SIGKILL)
-                self.proc.wait(5)
-        self.log_file.close()
-
-    def kill(self) -> None:
-        self.signal(signal.SIGKILL)
-        if self.proc is not None:
-            self.proc.wait(10)
-
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-
-def process_command(name: str, *extra: str) -> list[str]:
-    """The command line users run for process `name` (webapp/processes.py: the one definition)."""
-    return [sys.executable, "-m", "webapp.processes", name, *extra]
-
-
 @pytest.fixture
 def start_worker(test_db_name, tmp_path):
     """Factory: start a real `celery -A wsgi.celery_app worker` on the test database."""
@@ -315,22 +251,6 @@ def start_beat(test_db_name, tmp_path):
     yield start
     for proc in started:
         proc.stop()
-
-
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -402,35 +322,3 @@ def page(browser):
     pg_.console_errors = errors
     yield pg_
     context.close()
-
-
-def report_body(**kwargs) -> bytes:
-    """A minimal valid report (wire format), overridable kwargs."""
-    base = {
-        "object_identifiers": {
-            "instrument": "BL13",
-            "investigation": "2022097034",
-            "dataset": "mx_01",
-        },
-        "error_message": {},
-        "processing_start": "2026-03-31T10:15:02.123456",
-        "processing_end": "2026-03-31T10:15:02.987654",
-        "hash": "9a1b2c3d4e5f6071",
-        "message_type": "dataset-ingestion",
-        "payload_format": "",
-        "payload": '{"investigation": "2022097034"}',
-        "errored": False,
-        "exchange_name": "dataset-ingest-exchange",
-        "routing_key": "dataset.ingest",
-    }
-    report_id = kwargs.pop("id", None) or str(uuid.uuid4())
-    base.update(kwargs)
-    return json.dumps(
-        {
-            "id": report_id,
-            "task": "dashboard.tasks.log_pacer_message",
-            "args": [],
-            "retries": 10,
-            "kwargs": base,
-        }
-    ).encode()

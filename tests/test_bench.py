@@ -14,7 +14,8 @@ import pytest
 
 from bench import __main__ as bench_main
 from bench import common, ingest, live, queries
-from tests.conftest import _require_services, admin_dsn, free_port
+from tests.conftest import _require_services, admin_dsn
+from tests.processes import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.conftest import report_body
+from tests.factories import report_body
 from webapp.ingest.writer import ParseOptions, RawReport, write_batch
 
 
@@ -109,7 +109,7 @@ def _with_settings(app, **changes):
 
 
 def test_report_unacked_comes_from_the_management_api(app, db, settings):
-    from tests.conftest import wait_for
+    from tests.processes import wait_for
 
     _declare_report_queue(settings)
     client = app.test_client()
@@ -131,7 +131,7 @@ def test_report_unacked_comes_from_the_management_api(app, db, settings):
 def test_report_unacked_falls_back_to_live_workers_when_management_is_unreachable(app, db):
     from sqlalchemy import text
 
-    from tests.conftest import free_port
+    from tests.processes import free_port
 
     db.session.execute(
         text(

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import report_body
+from tests.factories import report_body
 from webapp.ingest.writer import ParseOptions, RawReport, write_batch
 
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from tests.conftest import admin_dsn, process_environ
+from tests.conftest import admin_dsn
+from tests.processes import process_environ
 
 ROOT = Path(__file__).resolve().parent.parent
 FLASK = str(Path(sys.executable).parent / "flask")

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.processes import ROOT
 from webapp.config import ConfigError, Settings
 from webapp.processes import command
 

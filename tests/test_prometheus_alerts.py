@@ -16,7 +16,7 @@ import requests
 import yaml
 from sqlalchemy import text
 
-from tests.conftest import ROOT, Process, free_port, wait_for
+from tests.processes import ROOT, Process, free_port, wait_for
 
 DEPLOY = ROOT / "deploy" / "prometheus"
 RULES = DEPLOY / "alerts.yml"

@@ -14,7 +14,8 @@ from prometheus_client.openmetrics.parser import (
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 
-from tests.conftest import report_body, wait_for
+from tests.factories import report_body
+from tests.processes import wait_for
 from webapp.health import batch_histogram
 from webapp.ingest.writer import ParseOptions, RawReport, write_batch
 

@@ -1,21 +1,13 @@
-"""Fixtures of the actions tests: permission helpers, and a private exchange to re-ingest to."""
+"""Fixtures of the actions tests: a private exchange to re-ingest to."""
 
 import uuid
 
 import pytest
 from kombu import Connection, Exchange, Queue
 
-from tests.auth.support import (  # noqa: F401 - fixtures
-    auth_enabled,
-    make_group,
-    make_user,
-    reingest_allowed,
-    seeded,
-)
-
 
 @pytest.fixture
-def broker(settings, reingest_allowed):  # noqa: F811 - the imported fixture
+def broker(settings, reingest_allowed):
     """A private direct exchange with one queue bound for `dataset.ingest` (deleted after),
     on the re-ingest allow-list."""
     suffix = uuid.uuid4().hex[:8]

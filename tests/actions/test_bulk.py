@@ -7,16 +7,16 @@ import uuid
 import pytest
 from kombu import Connection, Exchange, Queue
 
-from tests.actions.test_reingest import seed
 from tests.auth.support import csrf_token
+from tests.factories import store_message
 
 
 def test_bulk_acknowledge_preview_confirm_and_undo(app, db, client):
     from models import AuditLog, Message
 
-    errored = [seed(app, db, errored=True, message_type="user-sync") for _ in range(3)]
-    seed(app, db, errored=False, message_type="user-sync")
-    seed(app, db, errored=True, message_type="dataset-ingestion")
+    errored = [store_message(app, db, errored=True, message_type="user-sync") for _ in range(3)]
+    store_message(app, db, errored=False, message_type="user-sync")
+    store_message(app, db, errored=True, message_type="dataset-ingestion")
 
     preview = client.get(
         "/actions/acknowledge", query_string={"status": "errored", "type": "user-sync"}
@@ -88,7 +88,7 @@ def test_bulk_reingest_of_an_error_group(app, db, client, bound_exchange, monkey
 
     conn, exchange, queue = bound_exchange
     failing = [
-        seed(
+        store_message(
             app,
             db,
             exchange_name=exchange.name,
@@ -99,7 +99,9 @@ def test_bulk_reingest_of_an_error_group(app, db, client, bound_exchange, monkey
         for i in range(4)
     ]
     # One in another error group, and one routed nowhere.
-    seed(app, db, exchange_name=exchange.name, errored=True, error_message={"cb": "Other: x"})
+    store_message(
+        app, db, exchange_name=exchange.name, errored=True, error_message={"cb": "Other: x"}
+    )
     db.session.expire_all()
     fingerprint = db.session.query(Message.error_fingerprint).filter_by(id=failing[0]).scalar()
     assert fingerprint
@@ -170,12 +172,12 @@ def test_bulk_acknowledge_acts_on_the_set_the_preview_counted(app, db, client):
     """15 previewed, one more arrives before the click: exactly the 15 are acknowledged."""
     from models import AuditLog, Message
 
-    seen = [seed(app, db, errored=True, message_type="user-sync") for _ in range(15)]
+    seen = [store_message(app, db, errored=True, message_type="user-sync") for _ in range(15)]
     preview = client.get("/actions/acknowledge", query_string={"status": "errored"})
     html = preview.get_data(as_text=True)
     assert 'data-count="15"' in html
     assert "arrive after this preview are left out" in html
-    late = seed(app, db, errored=True, message_type="user-sync")
+    late = store_message(app, db, errored=True, message_type="user-sync")
 
     done = client.post("/actions/acknowledge", data=_confirmation(html))
     assert done.status_code == 200
@@ -195,7 +197,7 @@ def test_bulk_reingest_publishes_the_set_the_preview_counted(
     from webapp.actions import services
 
     conn, exchange, queue = bound_exchange
-    seen = [seed(app, db, exchange_name=exchange.name, errored=True) for _ in range(15)]
+    seen = [store_message(app, db, exchange_name=exchange.name, errored=True) for _ in range(15)]
     enqueued = []
     monkeypatch.setattr(
         tasks.actions.bulk_reingest, "delay", lambda job_id: enqueued.append(job_id)
@@ -204,7 +206,7 @@ def test_bulk_reingest_publishes_the_set_the_preview_counted(
         as_text=True
     )
     assert 'data-count="15"' in html
-    late = seed(app, db, exchange_name=exchange.name, errored=True)
+    late = store_message(app, db, exchange_name=exchange.name, errored=True)
 
     response = client.post("/actions/reingest", data=_confirmation(html))
     assert response.status_code == 302

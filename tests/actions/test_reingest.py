@@ -3,28 +3,11 @@
 from __future__ import annotations
 
 import json
-import uuid
 
 import pytest
 
 from tests.auth.support import csrf_token, login
-from tests.conftest import report_body
-
-
-def seed(app, db, **kwargs) -> int:
-    from webapp.ingest.writer import ParseOptions, RawReport, write_batch
-
-    s = app.extensions["settings"]
-    options = ParseOptions(s.REPORT_TASK_NAME, s.timezone, s.REPORT_MAX_BYTES)
-    report_id = str(uuid.uuid4())
-    raw = db.engine.raw_connection()
-    try:
-        result = write_batch(
-            raw.dbapi_connection, [RawReport(body=report_body(id=report_id, **kwargs))], options
-        )
-    finally:
-        raw.close()
-    return result.ids_by_report[report_id]
+from tests.factories import store_message
 
 
 def get_one(conn, queue, timeout=5.0):
@@ -49,7 +32,7 @@ def audit_rows(db, message_id):
 
 def test_reingest_publishes_edited_payload_to_original_exchange(app, db, client, broker):
     conn, exchange, queue = broker
-    message_id = seed(
+    message_id = store_message(
         app, db, exchange_name=exchange.name, routing_key="dataset.ingest", errored=True
     )
     page = client.get(f"/messages/{message_id}/reingest")
@@ -82,7 +65,9 @@ def test_reingest_publishes_edited_payload_to_original_exchange(app, db, client,
 def test_reingest_xml_keeps_raw_payload_and_content_type(app, db, client, broker):
     conn, exchange, queue = broker
     xml = "<dataset><name>mx_02</name></dataset>"
-    message_id = seed(app, db, exchange_name=exchange.name, payload=xml, payload_format="xml")
+    message_id = store_message(
+        app, db, exchange_name=exchange.name, payload=xml, payload_format="xml"
+    )
     response = client.post(
         f"/messages/{message_id}/reingest",
         data={"csrf_token": csrf_token(client), "payload": xml, "routing_key": "dataset.ingest"},
@@ -96,8 +81,8 @@ def test_reingest_xml_keeps_raw_payload_and_content_type(app, db, client, broker
 def test_unroutable_reingest_is_an_error_shown_and_audited(app, db, client, broker):
     conn, exchange, queue = broker
     # `other.key` was seen on this exchange, but no queue is bound for it.
-    seed(app, db, exchange_name=exchange.name, routing_key="other.key")
-    message_id = seed(app, db, exchange_name=exchange.name, routing_key="dataset.ingest")
+    store_message(app, db, exchange_name=exchange.name, routing_key="other.key")
+    message_id = store_message(app, db, exchange_name=exchange.name, routing_key="dataset.ingest")
     response = client.post(
         f"/messages/{message_id}/reingest",
         data={
@@ -119,7 +104,7 @@ def test_unroutable_reingest_is_an_error_shown_and_audited(app, db, client, brok
 
 def test_malformed_json_and_unknown_routing_key_are_refused(app, db, client, broker):
     conn, exchange, queue = broker
-    message_id = seed(app, db, exchange_name=exchange.name)
+    message_id = store_message(app, db, exchange_name=exchange.name)
     token = csrf_token(client)
     bad_json = client.post(
         f"/messages/{message_id}/reingest",
@@ -139,7 +124,7 @@ def test_malformed_json_and_unknown_routing_key_are_refused(app, db, client, bro
 
 def test_malicious_xml_is_refused(app, db, client, broker):
     _conn, exchange, _queue = broker
-    message_id = seed(
+    message_id = store_message(
         app, db, exchange_name=exchange.name, payload="<a>1</a>", payload_format="xml"
     )
     bomb = '<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e "boom">]><a>&e;</a>'
@@ -155,7 +140,9 @@ def test_reingest_without_permission_is_refused_and_audited(
     app, db, client, broker, auth_enabled, make_group, make_user
 ):
     conn, exchange, queue = broker
-    message_id = seed(app, db, exchange_name=exchange.name, message_type="dataset-ingestion")
+    message_id = store_message(
+        app, db, exchange_name=exchange.name, message_type="dataset-ingestion"
+    )
     # Sees the message and may acknowledge, but may re-ingest only user-sync messages.
     group = make_group(
         "ops", can_acknowledge=True, can_reingest=True, reingest_message_types=["user-sync"]
@@ -180,7 +167,7 @@ def test_message_page_partial_shows_history(app, db, client, broker):
     from models import Message
 
     _conn, exchange, _queue = broker
-    message_id = seed(app, db, exchange_name=exchange.name, errored=True)
+    message_id = store_message(app, db, exchange_name=exchange.name, errored=True)
     token = csrf_token(client)
     client.post(f"/messages/{message_id}/acknowledge", data={"csrf_token": token})
     client.post(

@@ -9,13 +9,14 @@ from queue import Empty
 import pytest
 
 from tests.auth.support import csrf_token
+from tests.factories import store_message
 
-from .test_reingest import audit_rows, get_one, seed
+from .test_reingest import audit_rows, get_one
 
 
 def test_editor_shows_the_payload_indented(app, db, client, broker):
     _, exchange, _ = broker
-    message_id = seed(
+    message_id = store_message(
         app, db, exchange_name=exchange.name, routing_key="dataset.ingest", payload='{"a":[1,2]}'
     )
     html = client.get(f"/messages/{message_id}/reingest").get_data(as_text=True)
@@ -35,7 +36,7 @@ def test_xml_is_indented_without_expanding_entities(app, db):
 def test_unedited_pretty_payload_publishes_the_original_bytes(app, db, client, broker):
     conn, exchange, queue = broker
     original = '{"investigation":"2022097034",  "n":1}'
-    message_id = seed(
+    message_id = store_message(
         app, db, exchange_name=exchange.name, routing_key="dataset.ingest", payload=original
     )
     token = csrf_token(client)
@@ -72,7 +73,7 @@ def test_unedited_pretty_payload_publishes_the_original_bytes(app, db, client, b
 
 def test_review_shows_an_escaped_diff_and_refuses_malformed(app, db, client, broker):
     _, exchange, _ = broker
-    message_id = seed(
+    message_id = store_message(
         app, db, exchange_name=exchange.name, routing_key="dataset.ingest", payload='{"a": 1}'
     )
     token = csrf_token(client)
@@ -106,7 +107,7 @@ def test_review_shows_an_escaped_diff_and_refuses_malformed(app, db, client, bro
 
 def test_a_confirmation_is_published_once(app, db, client, broker):
     conn, exchange, queue = broker
-    message_id = seed(app, db, exchange_name=exchange.name, routing_key="dataset.ingest")
+    message_id = store_message(app, db, exchange_name=exchange.name, routing_key="dataset.ingest")
     data = {
         "csrf_token": csrf_token(client),
         "step": "publish",
@@ -127,7 +128,7 @@ def test_a_confirmation_is_published_once(app, db, client, broker):
 
 def test_success_links_the_new_report_when_it_arrives(app, db, client, broker):
     _, exchange, _ = broker
-    message_id = seed(app, db, exchange_name=exchange.name, routing_key="dataset.ingest")
+    message_id = store_message(app, db, exchange_name=exchange.name, routing_key="dataset.ingest")
     response = client.post(
         f"/messages/{message_id}/reingest",
         data={
@@ -144,14 +145,14 @@ def test_success_links_the_new_report_when_it_arrives(app, db, client, broker):
     waiting = client.get(poll).get_data(as_text=True)
     assert "hx-get" in waiting and "polls=1" in waiting
 
-    seed(
+    store_message(
         app,
         db,
         exchange_name=exchange.name,
         routing_key="dataset.ingest",
         headers={"x-dashboard-reingest-of": str(message_id + 999)},
     )
-    new_id = seed(
+    new_id = store_message(
         app,
         db,
         exchange_name=exchange.name,

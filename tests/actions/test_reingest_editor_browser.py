@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import pytest
 
-from .test_reingest import get_one, seed
+from tests.factories import store_message
+
+from .test_reingest import get_one
 
 pytestmark = pytest.mark.browser
 
 
 def test_edit_review_publish_and_follow_the_new_report(app, db, page, live_server, broker):
     conn, exchange, queue = broker
-    message_id = seed(
+    message_id = store_message(
         app,
         db,
         exchange_name=exchange.name,
@@ -68,7 +70,7 @@ def test_edit_review_publish_and_follow_the_new_report(app, db, page, live_serve
 
     # PACER's new report arrives: the result links it without a reload.
     page.evaluate("() => { window.sameDocument = true; }")
-    new_id = seed(
+    new_id = store_message(
         app,
         db,
         exchange_name=exchange.name,

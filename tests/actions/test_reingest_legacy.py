@@ -11,9 +11,9 @@ from queue import Empty
 import pytest
 
 from tests.auth.support import csrf_token
-from tests.conftest import report_body
+from tests.factories import report_body, store_message
 
-from .test_reingest import audit_rows, get_one, seed
+from .test_reingest import audit_rows, get_one
 
 TASK = "dashboard.tasks.log_pacer_message"
 
@@ -77,7 +77,7 @@ def publish(client, message_id, token, html, **data):
 def seen(app, db, broker):
     """`dataset.ingest` seen on the test exchange (the routing keys offered come from traffic)."""
     _, exchange, _ = broker
-    seed(app, db, exchange_name=exchange.name, routing_key="dataset.ingest")
+    store_message(app, db, exchange_name=exchange.name, routing_key="dataset.ingest")
     return exchange.name
 
 
@@ -160,7 +160,7 @@ def test_without_an_allow_list_a_report_without_exchange_is_refused(
 
 def test_stored_exchange_wins_and_stored_headers_mean_no_warning(app, db, client, broker, seen):
     conn, exchange, queue = broker
-    message_id = seed(
+    message_id = store_message(
         app,
         db,
         exchange_name=exchange.name,
@@ -169,7 +169,7 @@ def test_stored_exchange_wins_and_stored_headers_mean_no_warning(app, db, client
         error_message={"callback_func_a": "KeyError: 'x'"},
         headers={"x-pacer-stage": "1"},
     )
-    without = seed(app, db, exchange_name=exchange.name, routing_key="dataset.ingest")
+    without = store_message(app, db, exchange_name=exchange.name, routing_key="dataset.ingest")
     token = csrf_token(client)
     html = client.get(f"/messages/{message_id}/reingest").get_data(as_text=True)
     assert 'name="exchange"' not in html

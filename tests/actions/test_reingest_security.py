@@ -20,9 +20,10 @@ import pytest
 import requests
 from kombu import Connection, Exchange, Queue
 
-from tests.actions.test_reingest import audit_rows, get_one, seed
+from tests.actions.test_reingest import audit_rows, get_one
 from tests.auth.support import csrf_token, login
-from tests.conftest import wait_for
+from tests.factories import store_message
+from tests.processes import wait_for
 from webapp.config import ConfigError, Settings
 
 BASE_ENV = {"RMQ_HOST": "localhost", "DISABLED_AUTH": "true", "ENVIRONMENT": "development"}
@@ -163,7 +164,7 @@ def test_reingest_to_the_dashboard_exchange_is_refused_before_preview_and_publis
     # Even listed (a settings object built without validation), it is never a target.
     listed = app.extensions["settings"].REINGEST_EXCHANGES
     replace_settings(REINGEST_EXCHANGES=(*listed, settings.DASHBOARD_EXCHANGE))
-    message_id = seed(
+    message_id = store_message(
         app,
         db,
         exchange_name=settings.DASHBOARD_EXCHANGE,
@@ -185,7 +186,9 @@ def test_reingest_to_the_dashboard_exchange_is_refused_before_preview_and_publis
 
 
 def test_reingest_to_celery_pidbox_is_refused(app, db, client, broker):
-    message_id = seed(app, db, exchange_name="celery.pidbox", routing_key="", payload=SHUTDOWN)
+    message_id = store_message(
+        app, db, exchange_name="celery.pidbox", routing_key="", payload=SHUTDOWN
+    )
     assert client.get(f"/messages/{message_id}/reingest").status_code == 403
     response = post_reingest(client, message_id, SHUTDOWN, "")
     assert response.status_code == 403
@@ -204,7 +207,7 @@ def test_an_exchange_not_on_the_list_is_refused(app, db, client, broker):
     other(channel).declare()
     other_queue(channel).declare()
     try:
-        message_id = seed(app, db, exchange_name=other.name)
+        message_id = store_message(app, db, exchange_name=other.name)
         page = client.get(f"/messages/{message_id}")
         assert 'data-action="reingest"' not in page.get_data(as_text=True)
         assert "not on the re-ingest allow-list" in page.get_data(as_text=True)
@@ -223,7 +226,7 @@ def test_empty_allow_list_disables_reingest_with_a_clear_message(
 ):
     replace_settings(REINGEST_EXCHANGES=())
     _conn, exchange, _queue = broker
-    message_id = seed(app, db, exchange_name=exchange.name, errored=True)
+    message_id = store_message(app, db, exchange_name=exchange.name, errored=True)
     assert "Re-ingest is disabled" in client.get(f"/messages/{message_id}").get_data(as_text=True)
     preview = client.get(f"/messages/{message_id}/reingest")
     assert preview.status_code == 403
@@ -270,17 +273,17 @@ def test_bulk_reingest_leaves_out_refused_exchanges_in_preview_job_and_audit(
 
     conn, exchange, queue = broker
     forged_conn, forged_queue = dashboard_queue
-    good = [seed(app, db, exchange_name=exchange.name, errored=True) for _ in range(2)]
+    good = [store_message(app, db, exchange_name=exchange.name, errored=True) for _ in range(2)]
     bad = [
-        seed(app, db, exchange_name="celery.pidbox", errored=True, payload=SHUTDOWN),
-        seed(
+        store_message(app, db, exchange_name="celery.pidbox", errored=True, payload=SHUTDOWN),
+        store_message(
             app,
             db,
             exchange_name=settings.DASHBOARD_EXCHANGE,
             routing_key=settings.DASHBOARD_ROUTING_KEY,
             errored=True,
         ),
-        seed(app, db, exchange_name="x" * 300, errored=True),
+        store_message(app, db, exchange_name="x" * 300, errored=True),
     ]
     preview = client.get("/actions/reingest", query_string={"status": "errored"})
     assert preview.status_code == 200
@@ -324,7 +327,7 @@ def test_bulk_job_rechecks_the_list_when_it_runs(
     from webapp.actions import services
 
     conn, exchange, queue = broker
-    seed(app, db, exchange_name=exchange.name, errored=True)
+    store_message(app, db, exchange_name=exchange.name, errored=True)
     enqueued = []
     monkeypatch.setattr(
         tasks.actions.bulk_reingest, "delay", lambda job_id: enqueued.append(job_id)
@@ -389,7 +392,7 @@ def test_the_dashboard_publishes_reingests_as_the_reingest_user(
     user, password = reingest_user_env()
     conn, exchange, queue = broker
     replace_settings(REINGEST_RMQ_USERNAME=user, REINGEST_RMQ_PASSWORD=password)
-    message_id = seed(app, db, exchange_name=exchange.name)
+    message_id = store_message(app, db, exchange_name=exchange.name)
     response = post_reingest(client, message_id, "{}")
     assert response.status_code == 502
     assert "ACCESS_REFUSED" in response.get_data(as_text=True)
@@ -454,7 +457,7 @@ def test_main_dashboard_broker_user_is_not_an_administrator(settings):
 
 def test_an_over_long_stored_exchange_is_a_refusal_not_a_500(app, db, client, broker):
     long_name = "e" * 300
-    message_id = seed(app, db, exchange_name=long_name)
+    message_id = store_message(app, db, exchange_name=long_name)
     assert client.get(f"/messages/{message_id}/reingest").status_code == 403
     response = post_reingest(client, message_id, "{}")
     assert response.status_code == 403
@@ -465,7 +468,7 @@ def test_an_over_long_stored_exchange_is_a_refusal_not_a_500(app, db, client, br
 
 def test_an_over_long_stored_routing_key_is_an_audited_error(app, db, client, broker):
     conn, exchange, queue = broker
-    message_id = seed(app, db, exchange_name=exchange.name, routing_key="k" * 300)
+    message_id = store_message(app, db, exchange_name=exchange.name, routing_key="k" * 300)
     response = post_reingest(client, message_id, "{}", "k" * 300)
     assert response.status_code == 502
     assert "over 255 bytes" in response.get_data(as_text=True)
@@ -480,7 +483,7 @@ def test_an_unexpected_publish_failure_is_shown_and_audited(app, db, client, bro
 
     monkeypatch.setattr(amqp.Publisher, "publish", explode)
     _conn, exchange, _queue = broker
-    message_id = seed(app, db, exchange_name=exchange.name)
+    message_id = store_message(app, db, exchange_name=exchange.name)
     response = post_reingest(client, message_id, "{}")
     assert response.status_code == 502
     assert "RuntimeError: boom" in response.get_data(as_text=True)
@@ -509,7 +512,7 @@ def test_a_crashing_bulk_task_marks_its_job_failed(app, db, client, broker, monk
     from webapp.actions import services
 
     _conn, exchange, _queue = broker
-    seed(app, db, exchange_name=exchange.name, errored=True)
+    store_message(app, db, exchange_name=exchange.name, errored=True)
     job_id = start_job(client, monkeypatch)
 
     def explode(*args, **kwargs):
@@ -541,7 +544,7 @@ def test_a_job_whose_worker_died_is_failed_not_running_forever(
     from webapp.actions import services
 
     _conn, exchange, _queue = broker
-    seed(app, db, exchange_name=exchange.name, errored=True)
+    store_message(app, db, exchange_name=exchange.name, errored=True)
     job_id = start_job(client, monkeypatch)
     fresh = start_job(client, monkeypatch)
     # What a killed worker leaves behind: `running`, heartbeat long ago (and one still fresh).
@@ -577,7 +580,7 @@ def test_single_reingest_is_rate_limited_per_user(
 ):
     conn, exchange, queue = broker
     replace_settings(REINGEST_USER_PER_MINUTE=3)
-    message_id = seed(app, db, exchange_name=exchange.name, message_type="user-sync")
+    message_id = store_message(app, db, exchange_name=exchange.name, message_type="user-sync")
     group = make_group("office", message_types=["user-sync"], can_reingest=True)
     first, second = make_user("first", [group]), make_user("second", [group])
     login(client, first)
@@ -601,7 +604,7 @@ def test_payload_over_report_max_bytes_is_refused_before_publishing(
 ):
     conn, exchange, queue = broker
     replace_settings(REPORT_MAX_BYTES=1024)
-    message_id = seed(app, db, exchange_name=exchange.name)
+    message_id = store_message(app, db, exchange_name=exchange.name)
     big = json.dumps({"blob": "x" * 2000})
     response = post_reingest(client, message_id, big)
     assert response.status_code == 413
@@ -618,7 +621,9 @@ def test_pidbox_shutdown_reingest_leaves_the_worker_running(
     app, db, client, broker, start_worker, unique_names
 ):
     worker = start_worker(**unique_names)
-    message_id = seed(app, db, exchange_name="celery.pidbox", routing_key="", payload=SHUTDOWN)
+    message_id = store_message(
+        app, db, exchange_name="celery.pidbox", routing_key="", payload=SHUTDOWN
+    )
     response = post_reingest(client, message_id, SHUTDOWN, "")
     assert response.status_code == 403
     with pytest.raises(AssertionError):  # it stays up

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from tests.auth.support import ADMIN_GROUP, csrf_token, login
-from tests.conftest import report_body
+from tests.factories import report_body
 
 
 def test_group_rule_editor_creates_a_scope(app, db, client, seeded):

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests.conftest import report_body
+from tests.factories import report_body
 
 pytestmark = pytest.mark.browser
 

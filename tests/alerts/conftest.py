@@ -10,8 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.auth.support import auth_enabled, make_group, make_user  # noqa: F401 - fixtures
-from tests.conftest import free_port
+from tests.processes import free_port
 
 
 class _Collect:

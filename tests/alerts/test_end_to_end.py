@@ -12,7 +12,9 @@ import psycopg2
 import pytest
 from kombu import Connection, Exchange, Producer, Queue
 
-from tests.conftest import ROOT, Process, admin_dsn, process_environ, report_body, wait_for
+from tests.conftest import admin_dsn
+from tests.factories import report_body
+from tests.processes import ROOT, Process, process_environ, wait_for
 
 pytestmark = pytest.mark.slow
 

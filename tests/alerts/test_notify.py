@@ -148,7 +148,7 @@ def test_smtp_login(db, alert_settings, open_incident):
     from aiosmtpd.smtp import AuthResult
 
     from tests.alerts.conftest import _Collect
-    from tests.conftest import free_port
+    from tests.processes import free_port
 
     logins = []
 

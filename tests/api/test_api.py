@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from tests.messages.support import body
+from tests.factories import report_body as body
 
 
 def test_csv_export_is_streamed_filtered_and_inert(client, write_reports):

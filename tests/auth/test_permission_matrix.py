@@ -24,7 +24,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.auth.support import ADMIN_GROUP, EXCHANGE_SUFFIX, SEED, Seeded, csrf_token, login
+from tests.auth.support import ADMIN_GROUP, csrf_token, login
+from tests.factories import EXCHANGE_SUFFIX, SEED, Seeded
 
 ALL = set("ABCDE")
 PERSONAS = ("anonymous", "groupless", "instrument", "type", "two_groups", "admin", "disabled")
@@ -334,7 +335,7 @@ TRACE_OF_A = {
 def linked_by_identifiers(app, db, seeded) -> int:
     """F: an internal-dataset-ingestion of A's instrument, investigation and dataset under
     another hash (a trace links it to A through identifiers only). Returns its id."""
-    from tests.conftest import report_body
+    from tests.factories import report_body
     from webapp.ingest.writer import ParseOptions, RawReport, write_batch
 
     settings = app.extensions["settings"]

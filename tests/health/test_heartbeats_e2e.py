@@ -12,11 +12,9 @@ import psycopg2
 import pytest
 from kombu import Connection, Exchange, Producer
 
-from tests.conftest import (
-    admin_dsn,
-    report_body,
-    wait_for,
-)
+from tests.conftest import admin_dsn
+from tests.factories import report_body
+from tests.processes import wait_for
 from webapp.health import status
 
 pytestmark = pytest.mark.slow

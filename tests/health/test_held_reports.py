@@ -11,7 +11,8 @@ import psycopg2
 import pytest
 
 from tasks.ingest import ReportIngestor
-from tests.conftest import report_body, wait_for
+from tests.factories import report_body
+from tests.processes import wait_for
 from webapp.config import Settings
 
 pytestmark = pytest.mark.unit

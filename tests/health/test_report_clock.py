@@ -9,9 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.conftest import report_body
+from tests.factories import report_body, write
 from tests.health.test_problems import healthy
-from tests.messages.support import write
 from webapp.health import clock
 from webapp.health.status import diagnose
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests.conftest import report_body
+from tests.factories import report_body
 from webapp.health import clock
 from webapp.ingest.report import parse_report
 

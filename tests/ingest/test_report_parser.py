@@ -8,31 +8,15 @@ from datetime import UTC, datetime
 
 import pytest
 
+from tests.factories import REPORT_KWARGS, REPORT_TASK
 from webapp.ingest.report import NotAReport, body_digest, parse_report
 
-TASK = "dashboard.tasks.log_pacer_message"
+TASK = REPORT_TASK
 
 
 def kwargs(**over):
-    base = {
-        "object_identifiers": {
-            "instrument": "BL13",
-            "investigation": "2022097034",
-            "dataset": "mx_01",
-        },
-        "error_message": {},
-        "processing_start": "2026-03-31T10:15:02.123456",
-        "processing_end": "2026-03-31T10:15:02.987654",
-        "hash": "9a1b2c3d4e5f6071",
-        "message_type": "dataset-ingestion",
-        "payload_format": "",
-        "payload": '{"investigation": "2022097034"}',
-        "errored": False,
-        "exchange_name": "dataset-ingest-exchange",
-        "routing_key": "dataset.ingest",
-    }
-    base.update(over)
-    return {k: v for k, v in base.items() if v is not ...}
+    """The factories' report kwargs with `over` applied (`...` drops a field)."""
+    return {k: v for k, v in {**REPORT_KWARGS, **over}.items() if v is not ...}
 
 
 def body(report_id="0d4c7c3e-6c59-4b59-9a3f-1d2b1f4c0b11", task=TASK, **over) -> bytes:

@@ -12,7 +12,7 @@ import zoneinfo
 
 import pytest
 
-from tests.conftest import report_body
+from tests.factories import report_body
 from webapp.ingest.report import parse_report
 
 TASK = "dashboard.tasks.log_pacer_message"

@@ -16,7 +16,9 @@ import psycopg2
 import pytest
 from kombu import Connection, Exchange, Producer, Queue
 
-from tests.conftest import ROOT, admin_dsn, free_port, process_environ, report_body, wait_for
+from tests.conftest import admin_dsn
+from tests.factories import report_body
+from tests.processes import ROOT, free_port, process_environ, wait_for
 from webapp.demo import generate_reports
 
 pytestmark = pytest.mark.slow

@@ -19,7 +19,9 @@ import psycopg2
 import pytest
 from kombu import Connection, Exchange, Producer, Queue
 
-from tests.conftest import admin_dsn, report_body, wait_for
+from tests.conftest import admin_dsn
+from tests.factories import report_body
+from tests.processes import wait_for
 
 pytestmark = pytest.mark.slow
 

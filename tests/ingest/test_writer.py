@@ -10,7 +10,8 @@ from datetime import UTC, datetime
 import psycopg2
 import pytest
 
-from tests.conftest import admin_dsn, report_body
+from tests.conftest import admin_dsn
+from tests.factories import report_body
 from webapp.ingest import writer
 from webapp.ingest.report import ParsedReport
 from webapp.ingest.writer import ParseOptions, RawReport, write_batch

@@ -16,11 +16,6 @@ from urllib.parse import unquote
 import pytest
 from kombu import Connection, Exchange, Queue
 
-from tests.auth.support import (  # noqa: F401 - fixtures of the page tests
-    auth_enabled,
-    make_group,
-    make_user,
-)
 from webapp.investigations.gateway import GATEWAY_FACTORY_KEY, IcatInvestigation, IcatUnavailable
 
 #: The clock of the tests: checks run "now", end dates are relative to it.

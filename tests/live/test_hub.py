@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from tests.conftest import wait_for
-from tests.messages.support import body
+from tests.factories import report_body as body
+from tests.processes import wait_for
 from webapp.live.hub import Batch, Hub, Subscription
 
 

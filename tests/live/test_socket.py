@@ -10,7 +10,7 @@ import pytest
 from simple_websocket import Client, ConnectionClosed
 
 from tests.conftest import admin_dsn
-from tests.messages.support import body
+from tests.factories import report_body as body
 
 pytestmark = pytest.mark.slow
 

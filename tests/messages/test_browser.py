@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.messages.support import body
+from tests.factories import report_body as body
 from tests.messages.test_pages import HOSTILE
 
 pytestmark = pytest.mark.browser

@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from werkzeug.datastructures import MultiDict
 
-from tests.messages.support import ack, body
+from tests.factories import ack
+from tests.factories import report_body as body
 from webapp.auth.scope import admin_scope
 from webapp.errors import InvalidFilter
 from webapp.messages import queries

@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.messages.support import ack, body
+from tests.factories import ack
+from tests.factories import report_body as body
 from webapp.messages import queries
 from webapp.partitions.services import aligned_range
 

@@ -9,8 +9,8 @@ import re
 
 import pytest
 
-from tests.actions.test_reingest import seed
 from tests.auth.support import csrf_token, login
+from tests.factories import store_message
 
 
 @pytest.fixture(autouse=True)
@@ -36,7 +36,7 @@ def preview_count(response) -> str:
 
 # ---- message types: checkboxes, from the rollups, bounded by the scope ----------------------------
 def test_type_picker_offers_stored_and_known_types_as_checkboxes(app, db, client):
-    seed(app, db, message_type="a-custom-type")
+    store_message(app, db, message_type="a-custom-type")
     html = client.get("/?type=dataset-ingestion").get_data(as_text=True)
     offered = type_options(html)
     assert "a-custom-type" in offered  # stored (rollups), not only the known ones
@@ -47,7 +47,7 @@ def test_type_picker_offers_stored_and_known_types_as_checkboxes(app, db, client
 
 
 def test_type_picker_reads_the_rollups_not_messages(app, db, client, count_queries):
-    seed(app, db, message_type="a-custom-type")
+    store_message(app, db, message_type="a-custom-type")
     from webapp.messages import queries
 
     with app.test_request_context():
@@ -60,8 +60,8 @@ def test_type_picker_reads_the_rollups_not_messages(app, db, client, count_queri
 def test_type_picker_offers_only_the_types_of_the_users_scope(
     app, db, client, auth_enabled, make_group, make_user
 ):
-    seed(app, db, message_type="user-sync")
-    seed(app, db, message_type="a-custom-type")
+    store_message(app, db, message_type="user-sync")
+    store_message(app, db, message_type="a-custom-type")
     office = make_group("office", message_types=["user-sync", "proposal-sync"])
     login(client, make_user("clerk", groups=[office]))
     offered = type_options(client.get("/").get_data(as_text=True))
@@ -96,8 +96,8 @@ def test_1000_ids_are_accepted(app, db, client):
 def test_selected_ids_narrow_the_filter_preview_and_confirmation(app, db, client):
     from models import AuditLog, Message
 
-    failed = [seed(app, db, errored=True, message_type="user-sync") for _ in range(4)]
-    fine = seed(app, db, errored=False, message_type="user-sync")
+    failed = [store_message(app, db, errored=True, message_type="user-sync") for _ in range(4)]
+    fine = store_message(app, db, errored=False, message_type="user-sync")
     chosen = [failed[0], failed[2], fine]  # `fine` does not match status=errored: left out
 
     args = {"status": "errored", "ids": ",".join(map(str, chosen))}
@@ -129,8 +129,8 @@ def test_selected_ids_narrow_the_filter_preview_and_confirmation(app, db, client
 def test_selected_ids_are_scoped(app, db, client, auth_enabled, make_group, make_user):
     from models import Message
 
-    mine = seed(app, db, errored=True, message_type="user-sync")
-    theirs = seed(app, db, errored=True, message_type="dataset-ingestion")
+    mine = store_message(app, db, errored=True, message_type="user-sync")
+    theirs = store_message(app, db, errored=True, message_type="dataset-ingestion")
     office = make_group("office", message_types=["user-sync"], can_acknowledge=True)
     login(client, make_user("clerk", groups=[office]))
 
@@ -153,7 +153,7 @@ def test_selected_ids_are_scoped(app, db, client, auth_enabled, make_group, make
 def test_list_offers_selection_only_to_users_who_may_act(
     app, db, client, auth_enabled, make_group, make_user
 ):
-    seed(app, db, errored=True, message_type="user-sync")
+    store_message(app, db, errored=True, message_type="user-sync")
     viewer = make_group("viewers", message_types=["user-sync"])
     login(client, make_user("viewer", groups=[viewer]))
     html = client.get("/").get_data(as_text=True)
@@ -180,7 +180,7 @@ def test_jump_to_a_date_keeps_the_filters_and_replaces_until(app, db, client):
 
 # ---- one word: failed ----------------------------------------------------------------------------
 def test_failed_is_the_label_and_errored_stays_the_url_value(app, db, client):
-    seed(app, db, errored=True, message_type="user-sync")
+    store_message(app, db, errored=True, message_type="user-sync")
     response = client.get("/?status=errored")
     assert response.status_code == 200
     html = response.get_data(as_text=True)
@@ -192,7 +192,7 @@ def test_failed_is_the_label_and_errored_stays_the_url_value(app, db, client):
 
 
 def test_failed_is_the_one_word_on_every_page(app, db, client):
-    failed = seed(
+    failed = store_message(
         app,
         db,
         errored=True,

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests.messages.support import body
+from tests.factories import report_body as body
 
 pytestmark = pytest.mark.browser
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.messages.support import body
+from tests.factories import report_body as body
 
 pytestmark = pytest.mark.browser
 

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from tests.messages.support import body
+from tests.factories import report_body as body
 from webapp.auth.scope import ANONYMOUS, Rule, Scope
 
 HOSTILE = {

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.messages.support import body
+from tests.factories import report_body as body
 from webapp.messages import queries
 from webapp.partitions.services import aligned_range
 

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from tests.messages.support import body
+from tests.factories import report_body as body
 from webapp.config import ConfigError, Settings, _convert, parse_pipelines
 
 pytestmark = pytest.mark.usefixtures("db")

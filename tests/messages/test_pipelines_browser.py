@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.messages.support import body
+from tests.factories import report_body as body
 
 pytestmark = pytest.mark.browser
 

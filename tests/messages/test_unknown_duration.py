@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from tests.conftest import report_body
+from tests.factories import report_body
 from tests.ingest.test_unknown_processing_time import SAME, legacy
 
 

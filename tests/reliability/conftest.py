@@ -20,7 +20,8 @@ import pytest
 import requests
 from kombu import Connection, Exchange, Producer, Queue
 
-from tests.conftest import ROOT, VENV_BIN, admin_dsn, process_environ
+from tests.conftest import admin_dsn
+from tests.processes import ROOT, VENV_BIN, process_environ
 
 SERVICES = str(ROOT / "scripts" / "services.sh")
 #: Ports the shared services (and other checkouts) use; never picked for private ones.

@@ -10,8 +10,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.auth.support import auth_enabled  # noqa: F401 - fixture
-
 PAGES = ("/stats", "/errors")
 APIS = ("/api/v1/stats", "/api/v1/error-groups")
 #: (query, the argument it is about): moments Python cannot step past (year 9999 ends the

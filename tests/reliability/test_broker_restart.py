@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from tests.conftest import admin_dsn, wait_for
+from tests.conftest import admin_dsn
+from tests.processes import wait_for
 from tests.reliability.conftest import Publisher, broker_url, ready_in_queue, stored_counts
 from webapp.demo import generate_reports
 

@@ -19,7 +19,9 @@ import requests
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import VENV_BIN, admin_dsn, report_body
+from tests.conftest import admin_dsn
+from tests.factories import report_body
+from tests.processes import VENV_BIN
 from webapp.demo import generate_reports
 from webapp.ingest.writer import ParseOptions, RawReport, write_batch
 

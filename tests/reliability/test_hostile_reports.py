@@ -19,7 +19,9 @@ import requests
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import admin_dsn, report_body, wait_for
+from tests.conftest import admin_dsn
+from tests.factories import report_body
+from tests.processes import wait_for
 from tests.reliability.conftest import Publisher, delete_queue
 
 pytestmark = pytest.mark.slow

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pytest
 import requests
 
-from tests.conftest import wait_for
+from tests.processes import wait_for
 from tests.reliability.conftest import (
     Publisher,
     management_queue,

@@ -10,7 +10,9 @@ import uuid
 import psycopg2
 import pytest
 
-from tests.conftest import ROOT, VENV_BIN, admin_dsn, process_environ, report_body, wait_for
+from tests.conftest import admin_dsn
+from tests.factories import report_body
+from tests.processes import ROOT, VENV_BIN, process_environ, wait_for
 from tests.reliability.conftest import Publisher, delete_queue
 
 pytestmark = pytest.mark.slow

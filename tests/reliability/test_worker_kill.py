@@ -9,7 +9,8 @@ import time
 import psycopg2
 import pytest
 
-from tests.conftest import admin_dsn, wait_for
+from tests.conftest import admin_dsn
+from tests.processes import wait_for
 from tests.reliability.conftest import (
     Publisher,
     delete_queue,

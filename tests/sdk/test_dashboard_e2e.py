@@ -23,9 +23,10 @@ from pacer.demo.topology import (
     INTERNAL_STATISTICS,
     DemoTopology,
 )
-from tests.auth.support import csrf_token, reingest_allowed  # noqa: F401 - fixture
-from tests.conftest import admin_dsn, wait_for
+from tests.auth.support import csrf_token
+from tests.conftest import admin_dsn
 from tests.ingest.test_worker_e2e import delete_queue
+from tests.processes import wait_for
 from tests.sdk.test_demo import delete_topology, send
 
 pytestmark = pytest.mark.slow

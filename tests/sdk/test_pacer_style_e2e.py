@@ -13,8 +13,9 @@ import psycopg2
 import pytest
 
 from pacer import RETRIES_HEADER
-from tests.conftest import admin_dsn, wait_for
+from tests.conftest import admin_dsn
 from tests.ingest.test_worker_e2e import delete_queue
+from tests.processes import wait_for
 from tests.sdk.pacer_style.consumers import DatasetsConsumer
 
 pytestmark = pytest.mark.slow

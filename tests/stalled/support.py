@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.messages.support import body
+from tests.factories import report_body as body
 
 #: The pages ask with the real time: the runs are written relative to it (seconds before a test).
 NOW = datetime.now(UTC).replace(microsecond=0)

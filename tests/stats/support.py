@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 from sqlalchemy import event
 
-from tests.conftest import report_body
+from tests.factories import report_body
 
 _MESSAGES = re.compile(r"\bmessages\b(?!_)", re.I)
 

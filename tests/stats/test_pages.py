@@ -89,7 +89,7 @@ def test_pages_render_without_scanning_messages(client, db, seeded):
 
 
 def test_error_groups_hide_acknowledged_by_default(client, db, pg, seeded):
-    from tests.messages.support import ack
+    from tests.factories import ack
 
     groups = client.get("/api/v1/error-groups?range=7d").get_json()["items"]
     not_found = next(g for g in groups if g["exception_class"] == "InvestigationNotFound")

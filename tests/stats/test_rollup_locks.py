@@ -13,11 +13,12 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg2
 
-from tests.conftest import admin_dsn, wait_for
-from tests.messages.support import parse_options
+from tests.conftest import admin_dsn
+from tests.factories import parse_options
+from tests.processes import wait_for
 from tests.stats.support import error_body
-from webapp.stats.fingerprint import fingerprint
 from webapp.ingest.writer import RawReport, write_batch
+from webapp.stats.fingerprint import fingerprint
 
 HOUR = datetime(2026, 2, 10, 14, 0, tzinfo=UTC)
 

@@ -22,12 +22,13 @@ import pytest
 from kombu import Connection, Exchange, Producer, Queue
 
 from tests.auth.support import csrf_token
-from tests.conftest import ROOT, VENV_BIN, admin_dsn, process_environ, report_body, wait_for
-from tests.messages.support import parse_options
+from tests.conftest import admin_dsn
+from tests.factories import parse_options, report_body
+from tests.processes import ROOT, VENV_BIN, process_environ, wait_for
 from tests.reliability.conftest import delete_queue, ready_in_queue
 from tests.stats.test_rollups import _assert_daily_consistent, _day, _expected, _snapshot
-from webapp.stats.fingerprint import fingerprint
 from webapp.ingest.writer import RawReport, write_batch
+from webapp.stats.fingerprint import fingerprint
 
 pytestmark = pytest.mark.slow
 

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import report_body, truncate
-from tests.messages.support import parse_options
+from tests.conftest import truncate
+from tests.factories import parse_options, report_body
 from webapp.ingest.writer import RawReport, write_batch
 from webapp.stats import histogram
 

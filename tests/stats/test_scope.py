@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from tests.auth.support import login
-from tests.conftest import report_body
+from tests.factories import report_body
 from tests.stats.support import basic_mix, no_messages_scan
 
 NOW = datetime.now(UTC).replace(minute=30, second=0, microsecond=0)

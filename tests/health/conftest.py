@@ -1,5 +1,0 @@
-from tests.auth.support import (  # noqa: F401 - fixtures
-    auth_enabled,
-    make_group,
-    make_user,
-)

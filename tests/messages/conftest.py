@@ -1,2 +1,0 @@
-from tests.auth.support import auth_enabled, make_group, make_user  # noqa: F401 - fixtures
-from tests.messages.support import count_queries, write_reports  # noqa: F401 - fixtures

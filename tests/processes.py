@@ -1,0 +1,106 @@
+"""Child processes for tests and benchmarks: the dashboard's processes started exactly as users
+start them (`python -m webapp.processes NAME`, webapp/processes.py), each with its log file and
+its own process group, stopped by PID."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+
+
+def process_environ(db_name: str, **extra: str) -> dict[str, str]:
+    """Environment for processes (worker, gunicorn, flask CLI) that should use the test database."""
+    env = dict(os.environ)
+    env.update(
+        POSTGRES_DB=db_name,
+        ENVIRONMENT="testing",
+        DISABLED_AUTH=env.get("DISABLED_AUTH", "true"),
+        FLASK_APP="wsgi",
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(extra)
+    return env
+
+
+class Process:
+    """A child process with its log file; stopped by PID (its own process group)."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log: Path):
+        self.args, self.env, self.log_path = args, env, log
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> Process:
+        self.log_file = open(self.log_path, "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(  # noqa: S603
+            self.args,
+            env=self.env,
+            cwd=ROOT,
+            stdout=self.log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        return self
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def signal(self, sig: int) -> None:
+        if self.alive:
+            os.killpg(self.proc.pid, sig)
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None, "not started"
+        return self.proc.pid
+
+    def stop(self, timeout: float = 15) -> None:
+        if self.proc is None:
+            return
+        if self.alive:
+            self.signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.signal(signal.SIGKILL)
+                self.proc.wait(5)
+        self.log_file.close()
+
+    def kill(self) -> None:
+        self.signal(signal.SIGKILL)
+        if self.proc is not None:
+            self.proc.wait(10)
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def process_command(name: str, *extra: str) -> list[str]:
+    """The command line users run for process `name` (webapp/processes.py: the one definition)."""
+    return [sys.executable, "-m", "webapp.processes", name, *extra]
+
+
+def wait_for(predicate, timeout: float, what: str = "a condition", interval: float = 0.1):
+    """The predicate's first true value; AssertionError after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def free_port() -> int:
+    """A TCP port the OS picked, free when asked."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
