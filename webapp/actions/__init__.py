@@ -36,7 +36,8 @@ def message_actions(message: Any) -> MessageActions:
     from .queries import message_history
 
     scope = current_scope()
-    may_reingest = bool(scope.details and scope.can_reingest(row=message))
+    # Re-ingesting shows and publishes the payload: only for a scope that may see it.
+    may_reingest = bool(scope.can_see("payload") and scope.can_reingest(row=message))
     settings = current_app.extensions["settings"]
     refused = None
     if may_reingest and (message.exchange_name or not targets.allowed(settings)):
@@ -47,7 +48,7 @@ def message_actions(message: Any) -> MessageActions:
         can_reingest=may_reingest and not refused,
         reingest_refused=refused,
         acknowledged=getattr(message, "acknowledged_at", None) is not None,
-        history=message_history(message.id) if scope.details else [],
+        history=message_history(message.id) if scope.can_see("history") else [],
         acknowledged_by=acknowledged_by(message, scope),
     )
 

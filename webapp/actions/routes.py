@@ -75,7 +75,7 @@ def reingest_message(message_id: int):
     chosen = _chosen_exchange(message)
     if request.method == "GET" or step in ("review", "edit"):
         _require_login_or_permission(
-            scope.details and scope.can_reingest(row=message), "re-ingest this message"
+            scope.can_see("payload") and scope.can_reingest(row=message), "re-ingest this message"
         )
         # A report without exchange (legacy producers) gets the allow-list to choose from; a
         # chosen exchange is checked against it like a stored one.

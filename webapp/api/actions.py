@@ -21,6 +21,8 @@ from ..auth.scope import current_scope
 from ..errors import DomainError, keep_audit_on_error
 from ..extensions import db
 from . import bp
+from .openapi import BULK_BODY, BULK_PARAMETERS, DENIED, MODE, NOT_FOUND, UNAUTHORIZED
+from .spec import api_doc, error, json_ok, ref
 
 logger = logging.getLogger(__name__)
 
@@ -51,9 +53,21 @@ def action_args() -> MultiDict:
 
 
 # ---- single message ------------------------------------------------------------------------------
+def _acknowledge_doc(operation_id: str, summary: str):
+    return api_doc(
+        operation_id=operation_id,
+        summary=summary,
+        responses={
+            "200": json_ok("Done (audited)", ref("AcknowledgeResult")),
+            "401": UNAUTHORIZED,
+            "403": DENIED,
+            "404": NOT_FOUND,
+        },
+    )
 
 
 @bp.post("/messages/<int:message_id>/acknowledge")
+@_acknowledge_doc("acknowledgeMessage", "Acknowledge one message")
 @keep_audit_on_error
 def acknowledge_message(message_id: int):
     """Acknowledge one message (the caller's scope and acknowledge right)."""
@@ -61,6 +75,7 @@ def acknowledge_message(message_id: int):
 
 
 @bp.post("/messages/<int:message_id>/unacknowledge")
+@_acknowledge_doc("unacknowledgeMessage", "Withdraw the acknowledgement of one message")
 @keep_audit_on_error
 def unacknowledge_message(message_id: int):
     """Withdraw the acknowledgement of one message."""
@@ -86,6 +101,47 @@ def _set_acknowledged(message_id: int, acknowledged: bool):
 
 
 @bp.post("/messages/<int:message_id>/reingest")
+@api_doc(
+    operation_id="reingestMessage",
+    summary="Re-publish one message to its exchange (re-ingest allow-list, rate "
+    "limit and size limit as on the page; always audited)",
+    request_body={
+        "required": False,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "payload": {
+                            "type": "string",
+                            "description": "Edited payload (default: the stored "
+                            "one); must be well-formed in the message's format",
+                        },
+                        "routing_key": {
+                            "type": "string",
+                            "description": "One seen on the exchange (default: the message's)",
+                        },
+                        "exchange": {
+                            "type": "string",
+                            "description": "Only for a report that recorded no "
+                            "exchange: one of the re-ingest allow-list",
+                        },
+                    },
+                }
+            }
+        },
+    },
+    responses={
+        "200": json_ok("Published", ref("ReingestResult")),
+        "400": error("Bad payload or routing key (`field` names it)"),
+        "401": UNAUTHORIZED,
+        "403": DENIED,
+        "404": NOT_FOUND,
+        "413": error("The payload is larger than REPORT_MAX_BYTES"),
+        "429": error("Rate limit: retry after the Retry-After seconds"),
+        "502": json_ok("The broker refused or failed", ref("ReingestResult")),
+    },
+)
 @keep_audit_on_error
 def reingest_message(message_id: int):
     """Re-publish one message, its payload and routing key optionally edited (JSON body:
@@ -96,7 +152,7 @@ def reingest_message(message_id: int):
     for key in ("payload", "routing_key", "exchange"):
         if key in body and body[key] is not None and not isinstance(body[key], str):
             raise DomainError(f"{key} must be a string", field=key)
-    if not scope.details:
+    if not scope.can_see("payload"):
         services.audit(
             scope.actor, "reingest", "denied", message_ids=[message.id], reason="no details"
         )
@@ -159,6 +215,32 @@ def _require_bound(args: MultiDict) -> None:
 
 
 @bp.route("/actions/acknowledge", methods=["GET", "POST"])
+@api_doc(
+    method="GET",
+    operation_id="previewBulkAcknowledge",
+    summary="How many messages a bulk (un-)acknowledge would change, and the "
+    "through_id bound to send with it",
+    parameters=[MODE, *BULK_PARAMETERS],
+    responses={
+        "200": json_ok("The preview", ref("BulkPreview")),
+        "400": error("A filter argument is not valid"),
+        "403": DENIED,
+    },
+)
+@api_doc(
+    method="POST",
+    operation_id="bulkAcknowledge",
+    summary="(Un-)acknowledge every message of the filter up to through_id",
+    parameters=[MODE, *BULK_PARAMETERS],
+    request_body=BULK_BODY,
+    responses={
+        "200": json_ok("Done (audited)", ref("BulkAcknowledgeResult")),
+        "400": error("A filter argument is not valid, or through_id is missing"),
+        "401": UNAUTHORIZED,
+        "403": DENIED,
+        "409": error("The count differs from `expected`: preview again"),
+    },
+)
 @keep_audit_on_error
 def bulk_acknowledge():
     """GET: preview (count and through_id) of a bulk (un-)acknowledge; POST: do it."""
@@ -207,6 +289,31 @@ def bulk_acknowledge():
 
 
 @bp.route("/actions/reingest", methods=["GET", "POST"])
+@api_doc(
+    method="GET",
+    operation_id="previewBulkReingest",
+    summary="How many messages a bulk re-ingest would publish (and which are "
+    "refused by the allow-list), and the through_id bound",
+    parameters=BULK_PARAMETERS,
+    responses={
+        "200": json_ok("The preview", ref("BulkPreview")),
+        "400": error("A filter argument is not valid"),
+        "403": DENIED,
+    },
+)
+@api_doc(
+    method="POST",
+    operation_id="bulkReingest",
+    summary="Start a bulk re-ingestion job (published at REINGEST_RATE_PER_SECOND)",
+    parameters=BULK_PARAMETERS,
+    request_body=BULK_BODY,
+    responses={
+        "202": json_ok("The job (`job_id`, `status_url`)", ref("Job")),
+        "400": error("A filter argument is not valid, or through_id is missing"),
+        "401": UNAUTHORIZED,
+        "403": DENIED,
+    },
+)
 @keep_audit_on_error
 def bulk_reingest():
     """GET: preview (count, through_id, refused exchanges) of a bulk re-ingest; POST: start the
@@ -255,6 +362,14 @@ def bulk_reingest():
 
 
 @bp.get("/jobs/<int:job_id>")
+@api_doc(
+    operation_id="getJob",
+    summary="Progress of a bulk re-ingestion job (its starter or an administrator)",
+    responses={
+        "200": json_ok("The job", ref("Job")),
+        "404": error("Unknown job, or not the caller's"),
+    },
+)
 def job_status(job_id: int):
     """A bulk re-ingestion job's progress (its starter or an administrator)."""
     scope = current_scope()
