@@ -190,3 +190,13 @@ def test_every_area_that_accepts_filters_refuses_detail_filters(app, argument):
                 with pytest.raises(Forbidden, match=f"Filtering by {argument}"):
                     parse(scope)
             parse(admin_scope())
+
+
+def test_rollup_identifiers_are_promoted_and_rollup_columns():
+    """/stats filters by the identifiers its rollups carry and refuses the other promoted ones."""
+    from models.stats import MessageStat
+    from webapp.stats.filters import ROLLUP_IDENTIFIERS, UNSUPPORTED
+
+    for name in ROLLUP_IDENTIFIERS:
+        assert name in PROMOTED_IDENTIFIERS and hasattr(MessageStat, name)
+    assert set(PROMOTED_IDENTIFIERS) - set(ROLLUP_IDENTIFIERS) <= set(UNSUPPORTED)

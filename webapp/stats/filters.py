@@ -35,7 +35,8 @@ RANGES: dict[str, timedelta | None] = {
     "all": None,
 }
 DEFAULT_RANGE = "30d"
-#: The promoted identifiers (models/identifiers.py) the rollups are kept by.
+#: Identifiers the rollups carry as a dimension besides the message type (a promoted identifier
+#: of models/identifiers.py and a column of message_stats): the only identifier filter here.
 ROLLUP_IDENTIFIERS = ("instrument",)
 #: Arguments of the message filter that the rollups have no dimension for.
 UNSUPPORTED = (

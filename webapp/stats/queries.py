@@ -45,10 +45,8 @@ from models.stats_daily import ErrorGroupStatDaily, MessageStatDaily
 from ..auth.scope import Scope
 from ..extensions import db
 from . import histogram
-from .filters import EPOCH, StatsFilter
+from .filters import EPOCH, ROLLUP_IDENTIFIERS, StatsFilter
 
-#: Identifiers the rollups carry as a dimension (besides the message type).
-ROLLUP_IDENTIFIERS = frozenset({"instrument"})
 MAX_GROUPS = 500
 
 
