@@ -91,13 +91,6 @@ METADATA_FIELDS = frozenset(
 DETAIL_FILTERS: tuple[str, ...] = (*PROMOTED_IDENTIFIERS, "fingerprint", "q")
 
 
-def visible_fields(fields: Mapping[str, Any], details: bool) -> dict[str, Any]:
-    """`fields` as a user with or without `details` may see them (see Scope.visible)."""
-    if details:
-        return dict(fields)
-    return {key: value for key, value in fields.items() if key in METADATA_FIELDS}
-
-
 def _lower_values(values: Iterable[Any]) -> frozenset[str]:
     return frozenset(str(v).strip().lower() for v in values if str(v).strip())
 
@@ -227,7 +220,9 @@ class Scope:
 
     def visible(self, fields: Mapping[str, Any]) -> dict[str, Any]:
         """`fields` (a row, a group, a stage as a dict) without what this scope may not see."""
-        return visible_fields(fields, self.details)
+        if self.details:
+            return dict(fields)
+        return {key: value for key, value in fields.items() if key in METADATA_FIELDS}
 
     def can_filter(self, argument: str) -> bool:
         """May use the filter `argument` (those of DETAIL_FILTERS only with details)."""
