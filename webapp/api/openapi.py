@@ -1,8 +1,10 @@
-"""The OpenAPI 3.1 document of `/api/v1`.
+"""The OpenAPI 3.1 document of `/api/v1`, generated: its paths come from the URL map and the
+`@api_doc` declarations next to each view (webapp/api/spec.py); declared here, once, are what the
+views share: the parameter lists (their filter parameters derive from the filters' own
+declarations: the enums of webapp/messages/filters.py and the identifiers of
+models/identifiers.py), the schemas and the common responses. The areas outside webapp/api keep
+theirs beside their filters (webapp/stats/openapi.py, webapp/stalled/openapi.py).
 
-Written here, but its filter parameters come from the filters' own declarations (the enums of
-webapp/messages/filters.py, the arguments webapp/stats/filters.py refuses and its ranges, the
-identifiers of models/identifiers.py), and
 tests/api/test_openapi.py checks that every registered /api/v1 route and method is described and
 that the documented filter arguments are exactly those `MessageFilter` reads.
 """
@@ -11,84 +13,73 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import current_app
+
 from models.identifiers import IDENTIFIERS, PROMOTED_IDENTIFIERS
 
 from ..actions.queries import IDS, MAX_SELECTED_IDS, THROUGH_ID
 from ..messages.filters import ACKNOWLEDGED, MIN_HASH_PREFIX, PAYLOAD_FORMATS, STATUSES
 from ..messages.queries import MAX_LIMIT
-from ..stalled.openapi import stalled_paths
-from ..stats.filters import DEFAULT_RANGE, RANGES, UNSUPPORTED
-
-
-def _query(name: str, description: str, schema: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    return {
-        "name": name,
-        "in": "query",
-        "required": False,
-        "description": description,
-        "schema": schema,
-        **extra,
-    }
-
+from .spec import error, paths, query
 
 _TEXT = {"type": "string", "maxLength": 500}
 
 FILTER_PARAMETERS = [
-    _query(
+    query(
         "type",
         "Message type; repeat for several (any of them).",
         {"type": "array", "items": _TEXT, "maxItems": 50},
         style="form",
         explode=True,
     ),
-    _query("status", "Outcome.", {"type": "string", "enum": list(STATUSES), "default": "all"}),
-    _query(
+    query("status", "Outcome.", {"type": "string", "enum": list(STATUSES), "default": "all"}),
+    query(
         "acknowledged",
         "Acknowledged messages: hidden (default), shown, or only them.",
         {"type": "string", "enum": list(ACKNOWLEDGED), "default": "hidden"},
     ),
-    *(_query(identifier.name, identifier.description, _TEXT) for identifier in IDENTIFIERS),
-    _query(
+    *(query(identifier.name, identifier.description, _TEXT) for identifier in IDENTIFIERS),
+    query(
         "hash",
         f"Full hash or a prefix of at least {MIN_HASH_PREFIX} characters.",
         {"type": "string", "minLength": MIN_HASH_PREFIX, "maxLength": 500},
     ),
-    _query("id", "Report id (envelope id) or numeric message id.", _TEXT),
-    _query("routing_key", "Routing key (exact).", _TEXT),
-    _query(
+    query("id", "Report id (envelope id) or numeric message id.", _TEXT),
+    query("routing_key", "Routing key (exact).", _TEXT),
+    query(
         "payload_format",
         "Detected payload format.",
         {"type": "string", "enum": list(PAYLOAD_FORMATS)},
     ),
-    _query("fingerprint", "Error fingerprint (as listed by the error groups).", _TEXT),
-    _query(
+    query("fingerprint", "Error fingerprint (as listed by the error groups).", _TEXT),
+    query(
         "q",
         "Free text over identifiers and error text (substring, case-insensitive).",
         {"type": "string", "minLength": 3, "maxLength": 500},
     ),
-    _query(
+    query(
         "since",
         "Received at or after: ISO 8601 date or date-time (naive = UTC), before 9999-01-01.",
         {"type": "string", "examples": ["2026-03-31", "2026-03-31T10:15:00Z"]},
     ),
-    _query(
+    query(
         "until",
         "Received before (exclusive); a bare date includes that whole day. Before 9999-01-01.",
         {"type": "string", "examples": ["2026-04-01"]},
     ),
 ]
 PAGE_PARAMETERS = [
-    _query(
+    query(
         "cursor",
         "Opaque cursor from `cursors.older` / `cursors.newer` of a previous page.",
         {"type": "string", "maxLength": 200},
     ),
-    _query(
+    query(
         "limit",
         "Page size.",
         {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 50},
     ),
-    _query(
+    query(
         "format",
         "json (a page) or csv (every matching message, streamed).",
         {"type": "string", "enum": ["json", "csv"], "default": "json"},
@@ -143,291 +134,99 @@ ERROR_SCHEMA = {
     },
 }
 
-
-def _error(description: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-    }
-
-
-_ID_PARAM = {
-    "name": "message_id",
-    "in": "path",
-    "required": True,
-    "schema": {"type": "integer", "minimum": 1},
+#: The schemas of the message routes (webapp/api/routes.py).
+MESSAGE_SCHEMAS = {
+    "MessageSummary": SUMMARY_SCHEMA,
+    "Message": {
+        "allOf": [
+            {"$ref": "#/components/schemas/MessageSummary"},
+            {
+                "type": "object",
+                "properties": {
+                    "payload": _NULLABLE_TEXT,
+                    "error_message": {},
+                    "traceback": {},
+                    "extra": {"type": "object"},
+                    "errors": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "properties": {
+                                "callback": _NULLABLE_TEXT,
+                                "text": {"type": "string"},
+                                "traceback": _NULLABLE_TEXT,
+                            },
+                        },
+                    },
+                },
+            },
+        ]
+    },
+    "MessagePage": {
+        "type": "object",
+        "required": ["items", "count", "count_exact", "limit", "cursors"],
+        "properties": {
+            "items": {
+                "type": "array",
+                "items": {"$ref": "#/components/schemas/MessageSummary"},
+            },
+            "count": {"type": "integer", "description": "Exact up to 10,000"},
+            "count_exact": {"type": "boolean"},
+            "limit": {"type": "integer"},
+            "cursors": {
+                "type": "object",
+                "properties": {"older": _NULLABLE_TEXT, "newer": _NULLABLE_TEXT},
+            },
+            "links": {
+                "type": "object",
+                "properties": {"older": _NULLABLE_TEXT, "newer": _NULLABLE_TEXT},
+            },
+        },
+    },
+    "Trace": {
+        "type": "object",
+        "properties": {
+            "message_id": {"type": "integer"},
+            "stages": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "stage": {"type": "integer"},
+                        "message_type": {"type": "string"},
+                        "state": {
+                            "type": "string",
+                            "enum": ["ok", "failed", "missing", "not-reached"],
+                        },
+                        "attempts": {"type": "array", "items": {"type": "object"}},
+                    },
+                },
+            },
+            "related": {"type": "array", "items": {"type": "object"}},
+            "truncated": {"type": "boolean"},
+        },
+    },
+    "Error": ERROR_SCHEMA,
 }
 
 
-def openapi_document() -> dict[str, Any]:
-    """The OpenAPI document served at /api/v1/openapi.json."""
-    document = _base_document()
-    document["paths"].update(_stats_paths())
-    document["paths"].update(stalled_paths())
-    document["paths"].update(_action_paths())
-    document["components"]["schemas"].update(ACTION_SCHEMAS)
-    document["components"]["securitySchemes"] = {
-        "token": {
-            "type": "http",
-            "scheme": "bearer",
-            "description": "A personal API token (create one on /account/tokens): the request "
-            "is that user's, with their scope and action rights, on /api/v1 only.",
-        },
-        "session": {"type": "apiKey", "in": "cookie", "name": "session"},
-    }
-    document["security"] = [{"token": []}, {"session": []}, {}]
-    return document
-
-
-def _base_document() -> dict[str, Any]:
-    return {
-        "openapi": "3.1.0",
-        "info": {
-            "title": "PACER Dashboard API",
-            "version": "1",
-            "description": "Messages processed by PACER, filtered and scoped like the pages, and "
-            "the operator actions (acknowledge, re-ingest). Authentication is a personal API "
-            "token (`Authorization: Bearer <token>`, from /account/tokens) or the dashboard "
-            "session (cookie; its POSTs need the `X-CSRFToken` header); without details access, "
-            "identifiers, errors and payloads are left out, error groups are counts per message "
-            "type and time, and a trace links messages by hash only.",
-        },
-        "servers": [{"url": "/"}],
-        "paths": {
-            "/api/v1/messages": {
-                "get": {
-                    "operationId": "listMessages",
-                    "summary": "Messages, newest first, with keyset pagination; or CSV export",
-                    "parameters": FILTER_PARAMETERS + PAGE_PARAMETERS,
-                    "responses": {
-                        "200": {
-                            "description": "A page of messages (or the CSV file)",
-                            "content": {
-                                "application/json": {
-                                    "schema": {"$ref": "#/components/schemas/MessagePage"}
-                                },
-                                "text/csv": {"schema": {"type": "string"}},
-                            },
-                        },
-                        "400": _error("A filter, cursor or limit is not valid"),
-                        "403": _error("The filter needs access to message details"),
-                    },
-                }
-            },
-            "/api/v1/messages/{message_id}": {
-                "get": {
-                    "operationId": "getMessage",
-                    "summary": "One message with payload, errors and tracebacks",
-                    "parameters": [_ID_PARAM],
-                    "responses": {
-                        "200": {
-                            "description": "The message",
-                            "content": {
-                                "application/json": {
-                                    "schema": {"$ref": "#/components/schemas/Message"}
-                                }
-                            },
-                        },
-                        "404": _error("Unknown message, or not visible to the caller"),
-                    },
-                }
-            },
-            "/api/v1/messages/{message_id}/trace": {
-                "get": {
-                    "operationId": "traceMessage",
-                    "summary": "The pipeline stages around one message, in order",
-                    "parameters": [_ID_PARAM],
-                    "responses": {
-                        "200": {
-                            "description": "The trace",
-                            "content": {
-                                "application/json": {
-                                    "schema": {"$ref": "#/components/schemas/Trace"}
-                                }
-                            },
-                        },
-                        "404": _error("Unknown message, or not visible to the caller"),
-                    },
-                }
-            },
-            "/api/v1/docs": {
-                "get": {
-                    "operationId": "docs",
-                    "summary": "This document, browsable (Swagger UI)",
-                    "responses": {
-                        "200": {
-                            "description": "An HTML page",
-                            "content": {"text/html": {"schema": {"type": "string"}}},
-                        }
-                    },
-                }
-            },
-            "/api/v1/openapi.json": {
-                "get": {
-                    "operationId": "openapi",
-                    "summary": "This document",
-                    "responses": {
-                        "200": {
-                            "description": "OpenAPI 3.1",
-                            "content": {"application/json": {"schema": {"type": "object"}}},
-                        }
-                    },
-                }
-            },
-        },
-        "components": {
-            "schemas": {
-                "MessageSummary": SUMMARY_SCHEMA,
-                "Message": {
-                    "allOf": [
-                        {"$ref": "#/components/schemas/MessageSummary"},
-                        {
-                            "type": "object",
-                            "properties": {
-                                "payload": _NULLABLE_TEXT,
-                                "error_message": {},
-                                "traceback": {},
-                                "extra": {"type": "object"},
-                                "errors": {
-                                    "type": "array",
-                                    "items": {
-                                        "type": "object",
-                                        "properties": {
-                                            "callback": _NULLABLE_TEXT,
-                                            "text": {"type": "string"},
-                                            "traceback": _NULLABLE_TEXT,
-                                        },
-                                    },
-                                },
-                            },
-                        },
-                    ]
-                },
-                "MessagePage": {
-                    "type": "object",
-                    "required": ["items", "count", "count_exact", "limit", "cursors"],
-                    "properties": {
-                        "items": {
-                            "type": "array",
-                            "items": {"$ref": "#/components/schemas/MessageSummary"},
-                        },
-                        "count": {"type": "integer", "description": "Exact up to 10,000"},
-                        "count_exact": {"type": "boolean"},
-                        "limit": {"type": "integer"},
-                        "cursors": {
-                            "type": "object",
-                            "properties": {"older": _NULLABLE_TEXT, "newer": _NULLABLE_TEXT},
-                        },
-                        "links": {
-                            "type": "object",
-                            "properties": {"older": _NULLABLE_TEXT, "newer": _NULLABLE_TEXT},
-                        },
-                    },
-                },
-                "Trace": {
-                    "type": "object",
-                    "properties": {
-                        "message_id": {"type": "integer"},
-                        "stages": {
-                            "type": "array",
-                            "items": {
-                                "type": "object",
-                                "properties": {
-                                    "stage": {"type": "integer"},
-                                    "message_type": {"type": "string"},
-                                    "state": {
-                                        "type": "string",
-                                        "enum": ["ok", "failed", "missing", "not-reached"],
-                                    },
-                                    "attempts": {"type": "array", "items": {"type": "object"}},
-                                },
-                            },
-                        },
-                        "related": {"type": "array", "items": {"type": "object"}},
-                        "truncated": {"type": "boolean"},
-                    },
-                },
-                "Error": ERROR_SCHEMA,
-            }
-        },
-    }
-
-
-# ---- stats and error groups ----------------------------------------------------------------------
-#: The message filter's arguments the rollups can answer (webapp/stats/filters.py refuses the rest).
-STATS_PARAMETERS = [
-    p
-    if p["name"] != "acknowledged"
-    else _query(
-        "acknowledged",
-        "Count acknowledged messages too (shown) or not (hidden, default).",
-        {"type": "string", "enum": [a for a in ACKNOWLEDGED if a != "only"], "default": "hidden"},
-    )
-    for p in FILTER_PARAMETERS
-    if p["name"] not in UNSUPPORTED
-] + [
-    _query(
-        "range",
-        "Window ending now when neither since nor until is given.",
-        {"type": "string", "enum": list(RANGES), "default": DEFAULT_RANGE},
-    )
-]
-
-
-def _json_ok(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {"application/json": {"schema": schema or {"type": "object"}}},
-    }
-
-
-def _stats_paths() -> dict[str, Any]:
-    return {
-        "/api/v1/stats": {
-            "get": {
-                "operationId": "getStats",
-                "summary": "Tiles, series per type, monthly heatmap and top error groups",
-                "parameters": STATS_PARAMETERS,
-                "responses": {
-                    "200": _json_ok("The statistics of the filter, in the caller's scope"),
-                    "400": _error("A filter argument is not valid (or not available here)"),
-                    "403": _error("The filter needs access to message details"),
-                },
-            }
-        },
-        "/api/v1/error-groups": {
-            "get": {
-                "operationId": "listErrorGroups",
-                "summary": "Error groups in scope and filter, most frequent first",
-                "parameters": STATS_PARAMETERS
-                + [_query("limit", "How many groups.", {"type": "integer", "minimum": 1})],
-                "responses": {
-                    "200": _json_ok("The groups (`items`), the filter and the data source"),
-                    "400": _error("A filter argument or limit is not valid"),
-                    "403": _error("The filter needs access to message details"),
-                },
-            }
-        },
-    }
-
-
 # ---- actions -------------------------------------------------------------------------------------
-_MODE = _query(
+MODE = query(
     "mode",
     "acknowledge (default) or unacknowledge.",
     {"type": "string", "enum": ["acknowledge", "unacknowledge"], "default": "acknowledge"},
 )
-_THROUGH_ID = _query(
+_THROUGH_ID = query(
     THROUGH_ID,
     "Only messages up to this id (the preview's `through_id`); required by the POST.",
     {"type": "integer", "minimum": 0},
 )
-_EXPECTED = _query(
+_EXPECTED = query(
     "expected",
     "The preview's count, recorded in the audit row (bulk acknowledge: 409 when it differs).",
     {"type": "integer", "minimum": 0},
 )
-_SELECTED = _query(
+_SELECTED = query(
     IDS,
     f"Only these message ids (repeat, or comma-separated; at most {MAX_SELECTED_IDS}), still "
     "ANDed with the filter, scope and grant.",
@@ -436,14 +235,14 @@ _SELECTED = _query(
     explode=True,
 )
 BULK_PARAMETERS = FILTER_PARAMETERS + [_SELECTED, _THROUGH_ID, _EXPECTED]
-_BULK_BODY = {
+BULK_BODY = {
     "required": False,
     "description": "The same arguments as a JSON object (an alternative to the query string).",
     "content": {"application/json": {"schema": {"type": "object"}}},
 }
-_DENIED = _error("The caller may not do this (no right, or re-ingest refused for the exchange)")
-_NOT_FOUND = _error("Unknown message, or not in the caller's scope for this action")
-_UNAUTHORIZED = _error("The bearer token is unknown, revoked, or its user is deactivated")
+DENIED = error("The caller may not do this (no right, or re-ingest refused for the exchange)")
+NOT_FOUND = error("Unknown message, or not in the caller's scope for this action")
+UNAUTHORIZED = error("The bearer token is unknown, revoked, or its user is deactivated")
 
 ACTION_SCHEMAS = {
     "AcknowledgeResult": {
@@ -503,146 +302,34 @@ ACTION_SCHEMAS = {
 }
 
 
-def _ref(name: str) -> dict[str, Any]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _acknowledge(operation_id: str, summary: str) -> dict[str, Any]:
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI document served at /api/v1/openapi.json: the app's /api/v1 routes as their views
+    declare them (`spec.UndocumentedRoute` when one does not)."""
     return {
-        "post": {
-            "operationId": operation_id,
-            "summary": summary,
-            "parameters": [_ID_PARAM],
-            "responses": {
-                "200": _json_ok("Done (audited)", _ref("AcknowledgeResult")),
-                "401": _UNAUTHORIZED,
-                "403": _DENIED,
-                "404": _NOT_FOUND,
-            },
-        }
-    }
-
-
-def _action_paths() -> dict[str, Any]:
-    return {
-        "/api/v1/messages/{message_id}/acknowledge": _acknowledge(
-            "acknowledgeMessage", "Acknowledge one message"
-        ),
-        "/api/v1/messages/{message_id}/unacknowledge": _acknowledge(
-            "unacknowledgeMessage", "Withdraw the acknowledgement of one message"
-        ),
-        "/api/v1/messages/{message_id}/reingest": {
-            "post": {
-                "operationId": "reingestMessage",
-                "summary": "Re-publish one message to its exchange (re-ingest allow-list, rate "
-                "limit and size limit as on the page; always audited)",
-                "parameters": [_ID_PARAM],
-                "requestBody": {
-                    "required": False,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "properties": {
-                                    "payload": {
-                                        "type": "string",
-                                        "description": "Edited payload (default: the stored "
-                                        "one); must be well-formed in the message's format",
-                                    },
-                                    "routing_key": {
-                                        "type": "string",
-                                        "description": "One seen on the exchange (default: "
-                                        "the message's)",
-                                    },
-                                    "exchange": {
-                                        "type": "string",
-                                        "description": "Only for a report that recorded no "
-                                        "exchange: one of the re-ingest allow-list",
-                                    },
-                                },
-                            }
-                        }
-                    },
-                },
-                "responses": {
-                    "200": _json_ok("Published", _ref("ReingestResult")),
-                    "400": _error("Bad payload or routing key (`field` names it)"),
-                    "401": _UNAUTHORIZED,
-                    "403": _DENIED,
-                    "404": _NOT_FOUND,
-                    "413": _error("The payload is larger than REPORT_MAX_BYTES"),
-                    "429": _error("Rate limit: retry after the Retry-After seconds"),
-                    "502": _json_ok("The broker refused or failed", _ref("ReingestResult")),
-                },
-            }
+        "openapi": "3.1.0",
+        "info": {
+            "title": "PACER Dashboard API",
+            "version": "1",
+            "description": "Messages processed by PACER, filtered and scoped like the pages, and "
+            "the operator actions (acknowledge, re-ingest). Authentication is a personal API "
+            "token (`Authorization: Bearer <token>`, from /account/tokens) or the dashboard "
+            "session (cookie; its POSTs need the `X-CSRFToken` header); without details access, "
+            "identifiers, errors and payloads are left out, error groups are counts per message "
+            "type and time, and a trace links messages by hash only.",
         },
-        "/api/v1/actions/acknowledge": {
-            "get": {
-                "operationId": "previewBulkAcknowledge",
-                "summary": "How many messages a bulk (un-)acknowledge would change, and the "
-                "through_id bound to send with it",
-                "parameters": [_MODE, *BULK_PARAMETERS],
-                "responses": {
-                    "200": _json_ok("The preview", _ref("BulkPreview")),
-                    "400": _error("A filter argument is not valid"),
-                    "403": _DENIED,
+        "servers": [{"url": "/"}],
+        "paths": paths(current_app.url_map, current_app.view_functions),
+        "components": {
+            "schemas": {**MESSAGE_SCHEMAS, **ACTION_SCHEMAS},
+            "securitySchemes": {
+                "token": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "A personal API token (create one on /account/tokens): the "
+                    "request is that user's, with their scope and action rights, on /api/v1 only.",
                 },
-            },
-            "post": {
-                "operationId": "bulkAcknowledge",
-                "summary": "(Un-)acknowledge every message of the filter up to through_id",
-                "parameters": [_MODE, *BULK_PARAMETERS],
-                "requestBody": _BULK_BODY,
-                "responses": {
-                    "200": _json_ok("Done (audited)", _ref("BulkAcknowledgeResult")),
-                    "400": _error("A filter argument is not valid, or through_id is missing"),
-                    "401": _UNAUTHORIZED,
-                    "403": _DENIED,
-                    "409": _error("The count differs from `expected`: preview again"),
-                },
+                "session": {"type": "apiKey", "in": "cookie", "name": "session"},
             },
         },
-        "/api/v1/actions/reingest": {
-            "get": {
-                "operationId": "previewBulkReingest",
-                "summary": "How many messages a bulk re-ingest would publish (and which are "
-                "refused by the allow-list), and the through_id bound",
-                "parameters": BULK_PARAMETERS,
-                "responses": {
-                    "200": _json_ok("The preview", _ref("BulkPreview")),
-                    "400": _error("A filter argument is not valid"),
-                    "403": _DENIED,
-                },
-            },
-            "post": {
-                "operationId": "bulkReingest",
-                "summary": "Start a bulk re-ingestion job (published at REINGEST_RATE_PER_SECOND)",
-                "parameters": BULK_PARAMETERS,
-                "requestBody": _BULK_BODY,
-                "responses": {
-                    "202": _json_ok("The job (`job_id`, `status_url`)", _ref("Job")),
-                    "400": _error("A filter argument is not valid, or through_id is missing"),
-                    "401": _UNAUTHORIZED,
-                    "403": _DENIED,
-                },
-            },
-        },
-        "/api/v1/jobs/{job_id}": {
-            "get": {
-                "operationId": "getJob",
-                "summary": "Progress of a bulk re-ingestion job (its starter or an administrator)",
-                "parameters": [
-                    {
-                        "name": "job_id",
-                        "in": "path",
-                        "required": True,
-                        "schema": {"type": "integer", "minimum": 1},
-                    }
-                ],
-                "responses": {
-                    "200": _json_ok("The job", _ref("Job")),
-                    "404": _error("Unknown job, or not the caller's"),
-                },
-            }
-        },
+        "security": [{"token": []}, {"session": []}, {}],
     }

@@ -24,12 +24,29 @@ from ..errors import InvalidFilter
 from ..messages import presenters, queries
 from ..messages.filters import MessageFilter
 from . import bp
-from .openapi import openapi_document
+from .openapi import FILTER_PARAMETERS, PAGE_PARAMETERS, openapi_document
+from .spec import api_doc, error, json_ok, ref
 
 FORMATS = ("json", "csv")
 
 
 @bp.get("/messages")
+@api_doc(
+    operation_id="listMessages",
+    summary="Messages, newest first, with keyset pagination; or CSV export",
+    parameters=FILTER_PARAMETERS + PAGE_PARAMETERS,
+    responses={
+        "200": {
+            "description": "A page of messages (or the CSV file)",
+            "content": {
+                "application/json": {"schema": ref("MessagePage")},
+                "text/csv": {"schema": {"type": "string"}},
+            },
+        },
+        "400": error("A filter, cursor or limit is not valid"),
+        "403": error("The filter needs access to message details"),
+    },
+)
 def list_messages():
     """A page of messages (JSON) or every matching message (`format=csv`, streamed)."""
     scope = current_scope()
@@ -63,6 +80,14 @@ def list_messages():
 
 
 @bp.get("/messages/<int:message_id>")
+@api_doc(
+    operation_id="getMessage",
+    summary="One message with payload, errors and tracebacks",
+    responses={
+        "200": json_ok("The message", ref("Message")),
+        "404": error("Unknown message, or not visible to the caller"),
+    },
+)
 def get_message(message_id: int):
     """One message with payload, errors and tracebacks (when the scope shows details)."""
     scope = current_scope()
@@ -71,6 +96,14 @@ def get_message(message_id: int):
 
 
 @bp.get("/messages/<int:message_id>/trace")
+@api_doc(
+    operation_id="traceMessage",
+    summary="The pipeline stages around one message, in order",
+    responses={
+        "200": json_ok("The trace", ref("Trace")),
+        "404": error("Unknown message, or not visible to the caller"),
+    },
+)
 def trace_message(message_id: int):
     """The pipeline stages around one message, in order, with their state."""
     scope = current_scope()
@@ -98,6 +131,11 @@ def trace_message(message_id: int):
 
 
 @bp.get("/openapi.json")
+@api_doc(
+    operation_id="openapi",
+    summary="This document",
+    responses={"200": json_ok("OpenAPI 3.1")},
+)
 def openapi():
     """The OpenAPI 3.1 description of this API."""
     return jsonify(openapi_document())
@@ -158,6 +196,16 @@ def _jsonable(value: Any) -> Any:
 
 
 @bp.get("/docs")
+@api_doc(
+    operation_id="docs",
+    summary="This document, browsable (Swagger UI)",
+    responses={
+        "200": {
+            "description": "An HTML page",
+            "content": {"text/html": {"schema": {"type": "string"}}},
+        }
+    },
+)
 def docs():
     """Interactive documentation (Swagger UI, vendored) of this API."""
     return render_template("api/docs.html")

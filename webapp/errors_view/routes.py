@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from flask import jsonify, render_template, request
 
+from ..api.spec import api_doc, error, json_ok, query
 from ..auth.scope import current_scope
 from ..errors import InvalidFilter
 from ..stats import queries as stats_queries
 from ..stats.filters import RANGES, page_filter, parse_filter
+from ..stats.openapi import STATS_PARAMETERS
 from . import bp, queries
 
 DEFAULT_LIMIT = 100
@@ -66,6 +68,17 @@ def index():
 
 
 @bp.get("/api/v1/error-groups")
+@api_doc(
+    operation_id="listErrorGroups",
+    summary="Error groups in scope and filter, most frequent first",
+    parameters=STATS_PARAMETERS
+    + [query("limit", "How many groups.", {"type": "integer", "minimum": 1})],
+    responses={
+        "200": json_ok("The groups (`items`), the filter and the data source"),
+        "400": error("A filter argument or limit is not valid"),
+        "403": error("The filter needs access to message details"),
+    },
+)
 def api_error_groups():
     """Error groups in scope and filter, most frequent first (JSON)."""
     scope = current_scope()

@@ -6,10 +6,12 @@ from typing import Any
 
 from flask import jsonify, render_template, request
 
+from ..api.spec import api_doc, error, json_ok
 from ..auth.scope import Scope, current_scope
 from ..errors import parse_keeping_input
 from . import bp, presenters, queries
 from .filters import MAX_DAYS, STATES, StalledFilter
+from .openapi import STALLED_PARAMETERS
 
 
 def parse_filter(scope: Scope, args: Any = None) -> StalledFilter:
@@ -42,6 +44,20 @@ def index():
 
 
 @bp.get("/api/v1/stalled")
+@api_doc(
+    operation_id="listStalledRuns",
+    summary="Pipeline runs that started but did not complete in time, by stage",
+    description="A run is the reports of one pipeline sharing a hash within the window; stalled "
+    "when its last stage has not succeeded and its first report is older than "
+    "STALLED_AFTER_MINUTES (or its pipeline's STALLED_AFTER_BY_PIPELINE). Identifiers are left "
+    "out without details access.",
+    parameters=STALLED_PARAMETERS,
+    responses={
+        "200": json_ok("Groups by stage (`groups`, each with `count` and `runs`)"),
+        "400": error("A filter argument is not valid"),
+        "403": error("The filter needs access to message details"),
+    },
+)
 def api_stalled():
     """Stalled runs (JSON), grouped by stage, in the caller's scope."""
     scope = current_scope()

@@ -7,10 +7,12 @@ from typing import Any
 
 from flask import jsonify, render_template
 
+from ..api.spec import api_doc, error, json_ok
 from ..auth.scope import Scope, current_scope
 from ..errors_view import queries as error_queries
 from . import bp, queries
 from .filters import RANGES, StatsFilter, page_filter, parse_filter
+from .openapi import STATS_PARAMETERS
 
 #: How many error groups /stats shows.
 TOP_ERROR_GROUPS = 10
@@ -45,6 +47,16 @@ def index():
 
 
 @bp.get("/api/v1/stats")
+@api_doc(
+    operation_id="getStats",
+    summary="Tiles, series per type, monthly heatmap and top error groups",
+    parameters=STATS_PARAMETERS,
+    responses={
+        "200": json_ok("The statistics of the filter, in the caller's scope"),
+        "400": error("A filter argument is not valid (or not available here)"),
+        "403": error("The filter needs access to message details"),
+    },
+)
 def api_stats():
     """Tiles, series per type, monthly heatmap and top error groups (JSON)."""
     scope = current_scope()
