@@ -120,8 +120,12 @@ FAKE_IDENTIFIER = textwrap.dedent(
     from webapp.api.openapi import FILTER_PARAMETERS, SUMMARY_SCHEMA
     from webapp.messages.presenters import CSV_DETAIL_COLUMNS
     from webapp.auth.scope import ANONYMOUS, DETAIL_FILTERS, Rule
-    from webapp.ingest.report import promote_identifiers
+    from webapp.auth.scope import admin_scope
+    from webapp.ingest.report import ParsedReport, promote_identifiers
+    from webapp.ingest.writer import MESSAGE_COLUMNS
     from webapp.messages.filters import MessageFilter
+    from webapp.messages.presenters import CSV_QUERY_COLUMNS, filter_form
+    from webapp.stats.filters import UNSUPPORTED
 
     flt = MessageFilter.from_args({"beamline": "I03"})
     try:
@@ -140,6 +144,11 @@ FAKE_IDENTIFIER = textwrap.dedent(
         "refused": refused,
         "promoted": promote_identifiers("x", {"beamline": "I03"}, None)["beamline"],
         "rule_sql": str(rule.clause(Message)),
+        "parsed_field": "beamline" in {f.name for f in dataclasses.fields(ParsedReport)},
+        "written": "beamline" in MESSAGE_COLUMNS,
+        "exported": "beamline" in {c.key for c in CSV_QUERY_COLUMNS},
+        "form": [i.label for i in filter_form(admin_scope())["identifiers"]][-1],
+        "stats_refuses": "beamline" in UNSUPPORTED,
     }))
     """
 )
@@ -165,6 +174,9 @@ def test_a_new_identifier_needs_only_the_declaration_and_the_model_column():
     assert out["promoted"] == "i03"
     # The group rule compares the promoted column (not the jsonb identifiers).
     assert "messages.beamline IN" in out["rule_sql"]
+    assert out["parsed_field"] and out["written"] and out["exported"]
+    assert out["form"] == "Beamline"
+    assert out["stats_refuses"]
 
 
 @pytest.mark.parametrize("argument", ["instrument", "fingerprint"])
