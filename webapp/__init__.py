@@ -76,7 +76,7 @@ def create_app(
     _register_blueprints(app)
     if app.testing:
         # An /api/v1 route without its @api_doc fails every test, not only the document's.
-        from .api.spec import check_documented
+        from .apidoc import check_documented
 
         check_documented(app)
     _register_cli(app)

@@ -1,4 +1,4 @@
-"""The OpenAPI document is generated from the routes (webapp/api/spec.py): it describes every
+"""The OpenAPI document is generated from the routes (webapp/apidoc.py): it describes every
 registered /api/v1 route and method, a route without its `@api_doc` declaration is an error (at
 app start-up in tests, and when the document is built), path parameters come from the rule's
 converters, and the documented filter arguments are exactly those the parsers read (so neither
@@ -14,7 +14,7 @@ import pytest
 from flask import Blueprint, Flask
 from werkzeug.datastructures import MultiDict
 
-from webapp.api.spec import UndocumentedRoute, api_doc, check_documented, json_ok, paths, query
+from webapp.apidoc import UndocumentedRoute, api_doc, check_documented, json_ok, paths, query
 
 IGNORED_METHODS = {"HEAD", "OPTIONS"}
 

@@ -17,12 +17,12 @@ from werkzeug.datastructures import MultiDict
 
 from ..actions import queries as action_queries
 from ..actions import services
+from ..apidoc import api_doc, error, json_ok, ref
 from ..auth.scope import current_scope
 from ..errors import DomainError, keep_audit_on_error
 from ..extensions import db
 from . import bp
 from .openapi import BULK_BODY, BULK_PARAMETERS, DENIED, MODE, NOT_FOUND, UNAUTHORIZED
-from .spec import api_doc, error, json_ok, ref
 
 logger = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """The OpenAPI 3.1 document of `/api/v1`, generated: its paths come from the URL map and the
-`@api_doc` declarations next to each view (webapp/api/spec.py); declared here, once, are what the
+`@api_doc` declarations next to each view (webapp/apidoc.py); declared here, once, are what the
 views share: the parameter lists (their filter parameters derive from the filters' own
 declarations: the enums of webapp/messages/filters.py and the identifiers of
 models/identifiers.py), the schemas and the common responses. The areas outside webapp/api keep
@@ -18,9 +18,9 @@ from flask import current_app
 from models.identifiers import IDENTIFIERS, PROMOTED_IDENTIFIERS
 
 from ..actions.queries import IDS, MAX_SELECTED_IDS, THROUGH_ID
+from ..apidoc import error, paths, query
 from ..messages.filters import ACKNOWLEDGED, MIN_HASH_PREFIX, PAYLOAD_FORMATS, STATUSES
 from ..messages.queries import MAX_LIMIT
-from .spec import error, paths, query
 
 _TEXT = {"type": "string", "maxLength": 500}
 

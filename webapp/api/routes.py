@@ -19,13 +19,13 @@ from flask import (
     url_for,
 )
 
+from ..apidoc import api_doc, error, json_ok, ref
 from ..auth.scope import Scope, current_scope
 from ..errors import InvalidFilter
 from ..messages import presenters, queries
 from ..messages.filters import MessageFilter
 from . import bp
 from .openapi import FILTER_PARAMETERS, PAGE_PARAMETERS, openapi_document
-from .spec import api_doc, error, json_ok, ref
 
 FORMATS = ("json", "csv")
 

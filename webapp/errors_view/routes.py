@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from flask import jsonify, render_template, request
 
-from ..api.spec import api_doc, error, json_ok, query
+from ..apidoc import api_doc, error, json_ok, query
 from ..auth.scope import current_scope
 from ..errors import InvalidFilter
 from ..stats import queries as stats_queries

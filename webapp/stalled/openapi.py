@@ -4,7 +4,7 @@ view, webapp/stalled/routes.py); they come from the filter's own declarations
 
 from __future__ import annotations
 
-from ..api.spec import query
+from ..apidoc import query
 from .filters import DEFAULT_LIMIT, MAX_DAYS, MAX_LIMIT, STATES
 
 _TEXT = {"type": "string", "maxLength": 500}

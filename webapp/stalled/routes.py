@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import jsonify, render_template, request
 
-from ..api.spec import api_doc, error, json_ok
+from ..apidoc import api_doc, error, json_ok
 from ..auth.scope import Scope, current_scope
 from ..errors import parse_keeping_input
 from . import bp, presenters, queries

@@ -5,7 +5,7 @@ webapp/stats/filters.py refuses, plus its ranges."""
 from __future__ import annotations
 
 from ..api.openapi import FILTER_PARAMETERS
-from ..api.spec import query
+from ..apidoc import query
 from ..messages.filters import ACKNOWLEDGED
 from .filters import DEFAULT_RANGE, RANGES, UNSUPPORTED
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import jsonify, render_template
 
-from ..api.spec import api_doc, error, json_ok
+from ..apidoc import api_doc, error, json_ok
 from ..auth.scope import Scope, current_scope
 from ..errors_view import queries as error_queries
 from . import bp, queries

@@ -139,7 +139,7 @@ def paths(url_map: Map, view_functions: Mapping[str, Callable[..., Any]]) -> dic
             if operation is None:
                 raise UndocumentedRoute(
                     f"{method.upper()} {rule.rule} ({rule.endpoint}) has no @api_doc "
-                    f"declaration (webapp/api/spec.py): every /api/v1 route is documented"
+                    f"declaration (webapp/apidoc.py): every /api/v1 route is documented"
                 )
             if method in item:
                 raise UndocumentedRoute(f"{method.upper()} {rule.rule}: described twice")
