@@ -124,3 +124,18 @@ def test_hostile_arguments_never_500(client, runs, path):
         for value in NASTY:
             response = client.get(path, query_string={name: value})
             assert response.status_code in (200, 400), (name, value, response.status_code)
+
+
+def test_two_statements_on_messages_whatever_the_number_of_runs(client, runs, count_queries):
+    with count_queries() as statements:
+        assert client.get("/stalled").status_code == 200
+        assert client.get("/api/v1/stalled").status_code == 200
+    on_messages = [s for s in statements if "FROM messages" in s]
+    # Per request: the runs, then the identifiers of the listed ones (never one per run).
+    assert len(on_messages) == 4, on_messages
+
+
+def test_help_says_what_the_page_answers(client):
+    text = client.get("/help").get_data(as_text=True)
+    assert 'href="/stalled">Stalled</a>' in text
+    assert "did not get through their pipeline" in text
