@@ -119,3 +119,15 @@ def test_only_administrators_reach_alerts(client, db, auth_enabled, make_user, m
     login(client, admin)
     assert client.get("/alerts").status_code == 200
     assert 'href="/alerts"' in client.get("/").get_data(as_text=True)
+
+
+def test_out_of_range_ids_are_404_or_400_never_500(client, db):
+    huge = 10**20
+    assert client.get(f"/alerts/incidents/{huge}").status_code == 404
+    assert client.get(f"/alerts/rules/{huge}/edit").status_code == 404
+    assert client.get(f"/alerts?before={huge}").status_code == 400
+    assert client.get("/alerts?state=bogus").status_code == 400
+    token = csrf_token(client)
+    data = {"csrf_token": token, "minutes": "30"}
+    assert client.post(f"/alerts/rules/{2**31}/mute", data=data).status_code == 404
+    assert client.post("/alerts/rules/1/mute", data=data).status_code == 404

@@ -15,6 +15,26 @@ from .services import KINDS, WEBHOOK_FORMATS, RuleError, RuleForm
 
 #: Durations offered by the snooze and mute buttons (minutes).
 SNOOZE_CHOICES = (30, 120, 480, 1440)
+#: Largest id of a rule (integer column) and of an incident (bigint); larger ones do not exist.
+MAX_RULE_ID, MAX_INCIDENT_ID = 2**31 - 1, 2**63 - 1
+
+
+def _rule_or_404(rule_id: int) -> AlertRule:
+    rule = db.session.get(AlertRule, rule_id) if 0 < rule_id <= MAX_RULE_ID else None
+    if rule is None:
+        abort(404)
+    return rule
+
+
+def _incident_or_404(incident_id: int):
+    found = (
+        queries.get_incident(db.session, incident_id)
+        if 0 < incident_id <= MAX_INCIDENT_ID
+        else None
+    )
+    if found is None:
+        abort(404)
+    return found
 
 
 @bp.context_processor
@@ -48,6 +68,8 @@ def index():
     if state not in (None, *queries.STATES):
         abort(400, "state: open, snoozed or resolved")
     before = request.args.get("before", type=int)
+    if before is not None and not 0 < before <= MAX_INCIDENT_ID:
+        abort(400, "before: an incident id")
     incidents = queries.list_incidents(db.session, state, before)
     return render_template(
         "alerts/index.html",
@@ -63,9 +85,7 @@ def index():
 def incident(incident_id: int):
     """One incident: its figures, its notices and their outcomes."""
     _admin()
-    found = queries.get_incident(db.session, incident_id)
-    if found is None:
-        abort(404)
+    found = _incident_or_404(incident_id)
     return render_template("alerts/incident.html", incident=found, snooze_choices=SNOOZE_CHOICES)
 
 
@@ -73,9 +93,7 @@ def incident(incident_id: int):
 def snooze_incident(incident_id: int):
     """Snooze an incident's notices for some minutes (0 = wake it)."""
     scope = _admin()
-    found = queries.get_incident(db.session, incident_id)
-    if found is None:
-        abort(404)
+    found = _incident_or_404(incident_id)
     minutes = _minutes(request.form.get("minutes"))
     services.snooze_incident(db.session, scope, found, minutes)
     db.session.commit()
@@ -157,7 +175,7 @@ def new_rule():
 def edit_rule(rule_id: int):
     """Edit an alert rule."""
     scope = _admin()
-    rule = db.session.get(AlertRule, rule_id) or abort(404)
+    rule = _rule_or_404(rule_id)
     if request.method == "GET":
         return _form_page(rule, _values(rule))
     try:
@@ -174,7 +192,7 @@ def edit_rule(rule_id: int):
 def delete_rule(rule_id: int):
     """Delete an alert rule and its incident history."""
     scope = _admin()
-    rule = db.session.get(AlertRule, rule_id) or abort(404)
+    rule = _rule_or_404(rule_id)
     name = rule.name
     services.delete_rule(db.session, scope, rule)
     db.session.commit()
@@ -186,7 +204,7 @@ def delete_rule(rule_id: int):
 def mute_rule(rule_id: int):
     """Mute a rule's notices for some minutes (0 = unmute)."""
     scope = _admin()
-    rule = db.session.get(AlertRule, rule_id) or abort(404)
+    rule = _rule_or_404(rule_id)
     minutes = _minutes(request.form.get("minutes"))
     services.mute_rule(db.session, scope, rule, minutes)
     db.session.commit()
