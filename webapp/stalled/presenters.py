@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import url_for
 
+from ..auth.scope import Scope
 from .queries import StageGroup, StalledReport, StalledRun
 
 #: What identifies a run's dataset: shown only to a scope that `can_see` each (DESIGN §7). The
@@ -38,7 +39,7 @@ class Links:
         return pattern.format
 
 
-def run_fields(run: StalledRun, scope: Any, links: Links | None = None) -> dict[str, Any]:
+def run_fields(run: StalledRun, scope: Scope, links: Links | None = None) -> dict[str, Any]:
     """One run as a dict (JSON-ready), identifiers only where the scope may see them."""
     links = links or Links()
     out: dict[str, Any] = {
@@ -63,7 +64,7 @@ def run_fields(run: StalledRun, scope: Any, links: Links | None = None) -> dict[
     return out
 
 
-def group_fields(group: StageGroup, scope: Any, links: Links | None = None) -> dict[str, Any]:
+def group_fields(group: StageGroup, scope: Scope, links: Links | None = None) -> dict[str, Any]:
     return {
         "pipeline": group.stage.pipeline,
         "stage": group.stage.number,
@@ -74,7 +75,7 @@ def group_fields(group: StageGroup, scope: Any, links: Links | None = None) -> d
     }
 
 
-def report_fields(report: StalledReport, scope: Any) -> dict[str, Any]:
+def report_fields(report: StalledReport, scope: Scope) -> dict[str, Any]:
     """The whole report for /api/v1/stalled."""
     links = Links()
     return {

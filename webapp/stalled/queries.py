@@ -34,6 +34,7 @@ from sqlalchemy import and_, case, false, func, literal, literal_column, not_, o
 
 from models import Message
 
+from ..auth.scope import Scope
 from ..config import Pipeline, parse_pipelines
 from ..errors import InvalidFilter
 from ..extensions import db
@@ -135,7 +136,7 @@ def check_stage(message_type: str | None, settings: Any = None) -> None:
         _stage_of(settings or current_app.extensions["settings"], message_type)
 
 
-def _runs(scope: Any, flt: StalledFilter, settings: Any, now: datetime):
+def _runs(scope: Scope, flt: StalledFilter, settings: Any, now: datetime):
     """SELECT of the stalled runs (one row each) in scope and filter: a subquery to list or count.
 
     One pass over the window's rows (a hash aggregate per pipeline and hash): for every pipeline
@@ -277,7 +278,7 @@ def _any_value(column):
 
 
 def _identifiers(
-    scope: Any, hashes: Sequence[str], since: datetime, now: datetime, types: Sequence[str]
+    scope: Scope, hashes: Sequence[str], since: datetime, now: datetime, types: Sequence[str]
 ) -> dict[str, Any]:
     """Instrument, investigation, dataset and dataset id of the runs of these hashes (the
     listed ones), from the same rows in scope: one probe of ix_messages_hash per hash."""
@@ -303,7 +304,10 @@ def _now(now: datetime | None) -> datetime:
 
 
 def count_stalled(
-    scope: Any, now: datetime | None = None, flt: StalledFilter | None = None, settings: Any = None
+    scope: Scope,
+    now: datetime | None = None,
+    flt: StalledFilter | None = None,
+    settings: Any = None,
 ) -> int:
     """How many runs are stalled now in `scope` (default window, or `flt`): for alert rules."""
     settings = settings or current_app.extensions["settings"]
@@ -313,7 +317,7 @@ def count_stalled(
 
 
 def list_stalled(
-    scope: Any, flt: StalledFilter, now: datetime | None = None, settings: Any = None
+    scope: Scope, flt: StalledFilter, now: datetime | None = None, settings: Any = None
 ) -> StalledReport:
     """Stalled runs grouped by the stage they stopped at (pipeline order), every group counted
     and its `flt.limit` newest runs listed, newest stop first (two statements: the runs, then
