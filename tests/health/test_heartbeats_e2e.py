@@ -15,7 +15,7 @@ from kombu import Connection, Exchange, Producer
 from tests.conftest import admin_dsn
 from tests.factories import report_body
 from tests.processes import wait_for
-from webapp.health import status
+from webapp.health import queries as status
 
 pytestmark = pytest.mark.slow
 

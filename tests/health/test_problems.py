@@ -1,4 +1,4 @@
-"""Problem naming (webapp/health/status.py `diagnose`): each cause gets its own sentence, and a
+"""Problem naming (webapp/health/queries.py `diagnose`): each cause gets its own sentence, and a
 component that is fine is never blamed for another's fault.
 
 The facts are built by hand (the shape `collect()` returns), so every combination is checked
@@ -11,8 +11,8 @@ import copy
 
 import pytest
 
-from webapp.health import status
-from webapp.health.status import diagnose, duration
+from webapp.health import queries as status
+from webapp.health.queries import diagnose, duration
 
 pytestmark = pytest.mark.unit
 

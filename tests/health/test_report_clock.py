@@ -12,7 +12,7 @@ import pytest
 from tests.factories import report_body, write
 from tests.health.test_problems import healthy
 from webapp.health import clock
-from webapp.health.status import diagnose
+from webapp.health.queries import diagnose
 
 MADRID = zoneinfo.ZoneInfo("Europe/Madrid")
 

@@ -120,7 +120,7 @@ class BrokerFacts:
         if self._facts is None:
             reader = self._reader
             if reader is None:
-                from ..health.status import read_broker as reader
+                from ..health.queries import read_broker as reader
             broker, report, _ = reader(self.settings)
             self._facts = {"ok": broker.get("ok", False), "report": report}
         return self._facts["report"] if self._facts["ok"] else None

@@ -7,14 +7,14 @@ import logging
 from flask import Response, current_app, jsonify, request
 
 from ..extensions import db
-from . import bp, status
+from . import bp, queries
 
 logger = logging.getLogger(__name__)
 
 
 def _check_broker() -> dict:
     """The report queue's depth and consumers (for /metrics)."""
-    broker, _, _ = status.read_broker(current_app.extensions["settings"])
+    broker, _, _ = queries.read_broker(current_app.extensions["settings"])
     return broker
 
 
@@ -23,8 +23,8 @@ def healthz():
     """Database, broker, queues, workers, beat and its schedule, with each problem named.
 
     503 when the database or the broker is unreachable (`down`); otherwise 200, `ok` or
-    `degraded` with `problems` (webapp/health/status.py says why)."""
-    body, code = status.system_status()
+    `degraded` with `problems` (webapp/health/queries.py says why)."""
+    body, code = queries.system_status()
     if not _may_see_details():
         body = summary(body)
     return jsonify(body), code

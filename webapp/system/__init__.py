@@ -1,5 +1,5 @@
 """system area (blueprint): the System page for administrators (`/system`), the same state as
-`/healthz` (webapp/health/status.py builds both) in HTML."""
+`/healthz` (webapp/health/queries.py builds both) in HTML."""
 
 from flask import Blueprint
 

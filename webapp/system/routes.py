@@ -1,4 +1,4 @@
-"""The /system page (thin view over webapp/health/status.py)."""
+"""The /system page (thin view over webapp/health/queries.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from flask import abort, current_app, redirect, render_template, request, url_fo
 from flask_login import current_user
 
 from ..auth.scope import current_scope
-from ..health import status
+from ..health import queries as status
 from . import bp
 
 
