@@ -67,7 +67,9 @@ def former_first(scope, flt, source, hourly):
 
 def former_types(scope, flt):
     src = queries.stats_source(scope, StatsFilter(since=flt.since, until=flt.until))
-    return list(db.session.scalars(select(src.c.message_type).distinct().order_by(src.c.message_type)))
+    return list(
+        db.session.scalars(select(src.c.message_type).distinct().order_by(src.c.message_type))
+    )
 
 
 def former_series_rows(scope, flt, unit):
