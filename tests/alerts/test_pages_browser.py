@@ -57,3 +57,32 @@ def test_create_rule_see_incident_and_snooze(live_server, page, db, pg, settings
     assert db.session.get(Incident, incident_id).snoozed_until > now
     # The refused form answered 400 (by design); nothing else went wrong (CSP, scripts).
     assert [e for e in page.console_errors if "400 (BAD REQUEST)" not in e] == []
+
+
+def test_alerts_pages_fit_a_phone(live_server, browser, db):
+    from tests.alerts.test_evaluation import _rule
+
+    rule = _rule(db, name="a rule with a rather long name for a small screen", kind="error_rate")
+    db.session.add(
+        Incident(
+            rule_id=rule.id,
+            key="dataset-ingestion",
+            title="dataset-ingestion: 97 % of messages failed in the last 15 minutes (97 of 100)",
+        )
+    )
+    db.session.commit()
+    url = live_server()
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    try:
+        for path in (
+            "/alerts",
+            "/alerts/rules",
+            "/alerts/rules/new",
+            f"/alerts/rules/{rule.id}/edit",
+        ):
+            page.goto(url + path)
+            width = page.evaluate("document.documentElement.scrollWidth")
+            assert width <= 390, (path, width)
+    finally:
+        context.close()
