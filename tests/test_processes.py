@@ -1,4 +1,4 @@
-"""webapp/processes.py: the one start-up definition of web, worker, beat and Flower."""
+"""webapp/processes.py: the one start-up definition of web, live, worker, beat and Flower."""
 
 from __future__ import annotations
 
@@ -24,6 +24,18 @@ def test_web_listens_where_configured_with_its_control_socket_under_run_dir(tmp_
     assert args[args.index("-k") + 1] == "gthread"
     # Two dashboards on one machine never claim the same ~/.gunicorn/gunicorn.ctl.
     assert args[args.index("--control-socket") + 1] == str(tmp_path / "gunicorn-8123.ctl")
+    assert args[-1] == "wsgi:app"
+
+
+def test_live_is_one_gevent_process_with_room_for_every_socket(tmp_path):
+    args = command(
+        "live", settings(RUN_DIR=str(tmp_path), LIVE_BIND="127.0.0.1:8124", LIVE_MAX_SOCKETS="3000")
+    )
+    assert args[args.index("-k") + 1] == "gevent"
+    assert args[args.index("-w") + 1] == "1"
+    assert int(args[args.index("--worker-connections") + 1]) > 3000
+    assert args[args.index("-b") + 1] == "127.0.0.1:8124"
+    assert args[args.index("--control-socket") + 1] == str(tmp_path / "gunicorn-8124.ctl")
     assert args[-1] == "wsgi:app"
 
 
@@ -87,4 +99,4 @@ def test_unknown_process_is_a_usage_error():
         timeout=60,
     )
     assert result.returncode != 0
-    assert "usage: python -m webapp.processes {web,worker,beat,flower}" in result.stderr
+    assert "usage: python -m webapp.processes {web,live,worker,beat,flower}" in result.stderr

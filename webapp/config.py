@@ -270,6 +270,11 @@ class Settings:
     WS_MAX_PER_PROCESS: int = 0
     #: Live sockets of one client (signed-in user, or address when anonymous) per process.
     WS_MAX_PER_CLIENT: int = 8
+    #: The live-socket process (`python -m webapp.processes live`: gunicorn's gevent worker, a
+    #: socket is a greenlet, not a thread); the reverse proxy sends `/ws/` to it (README).
+    LIVE_BIND: str = "0.0.0.0:8001"
+    #: Live sockets one live process serves (beyond: closed with 1013).
+    LIVE_MAX_SOCKETS: int = 5000
     FLOWER_BIND: str = "127.0.0.1:5555"
     #: user:password[,user:password]; read by Flower itself. Required when Flower listens on
     #: anything but the loopback interface.
@@ -426,7 +431,7 @@ class Settings:
                 f"INGEST_PREFETCH: must be above INGEST_BATCH_SIZE ({self.INGEST_BATCH_SIZE}) "
                 f"or 0 for four times the batch size, got {self.INGEST_PREFETCH}"
             )
-        for name in ("WEB_BIND", "FLOWER_BIND"):
+        for name in ("WEB_BIND", "LIVE_BIND", "FLOWER_BIND"):
             _bind(name, getattr(self, name))
         if self.LOG_LEVEL.upper() not in LOG_LEVELS:
             raise ConfigError(
@@ -590,6 +595,7 @@ _LIMITS: dict[str, tuple[int | None, int | None]] = {
     "WORKER_CONCURRENCY": (1, 64),
     "WS_MAX_PER_PROCESS": (0, 100_000),
     "WS_MAX_PER_CLIENT": (1, 10_000),
+    "LIVE_MAX_SOCKETS": (1, 100_000),
     "STALLED_AFTER_MINUTES": (1, STALLED_MAX_MINUTES),
     "STALLED_WINDOW_DAYS": (1, 30),
 }

@@ -1,7 +1,7 @@
 """How each process starts: the one definition used by `make up`, docker-compose.yml, the
 Dockerfile, the README, the tests and the benchmarks.
 
-    python -m webapp.processes web|worker|beat|flower [extra arguments for that program]
+    python -m webapp.processes web|live|worker|beat|flower [extra arguments for that program]
 
 reads the settings (the same validation as every other entry point: a bad variable stops it with
 one line naming it), builds the command line below and replaces itself with it (`exec`), so the
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .config import ConfigError, Settings
 
-PROCESSES = ("web", "worker", "beat", "flower")
+PROCESSES = ("web", "live", "worker", "beat", "flower")
 
 
 def _program(name: str) -> str:
@@ -58,6 +58,32 @@ def command(name: str, settings: Settings, extra: tuple[str, ...] = ()) -> list[
             # Hooks: the request-latency metrics of an exited worker (webapp/gunicorn_conf.py).
             "-c",
             "python:webapp.gunicorn_conf",
+            *extra,
+            "wsgi:app",
+        ]
+    if name == "live":
+        # The live sockets (`/ws/*`, routed here by the reverse proxy): gunicorn's gevent worker,
+        # where an open socket is a greenlet (a few KB), not one of the page tier's threads.
+        # One process: the pushes are rendered once per distinct (filters, scope) and fanned out
+        # (webapp/live/fanout.py); the page tier (`web`) stays as it is.
+        host, _, port = settings.LIVE_BIND.rpartition(":")
+        return [
+            _program("gunicorn"),
+            "-k",
+            "gevent",
+            "-w",
+            "1",
+            # Room for every allowed socket plus the handshakes being refused.
+            "--worker-connections",
+            str(settings.LIVE_MAX_SOCKETS + 100),
+            "-b",
+            settings.LIVE_BIND,
+            "--control-socket",
+            str(run_dir(settings) / f"gunicorn-{port}.ctl"),
+            "--graceful-timeout",
+            "5",
+            "--access-logfile",
+            "-",
             *extra,
             "wsgi:app",
         ]

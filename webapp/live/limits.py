@@ -1,7 +1,9 @@
-"""How many live sockets a web process serves, in all and per client.
+"""How many live sockets a process serves, in all and per client.
 
-Under gunicorn's gthread worker each open WebSocket holds one of the process's threads for as
-long as it is open. Without a bound, a few dozen sockets (anonymous ones included) took every
+In the live process (`python -m webapp.processes live`, gunicorn's gevent worker) a socket is a
+greenlet: it serves up to LIVE_MAX_SOCKETS. The page tier (`web`) answers `/ws/messages` too
+when nothing routes it elsewhere; there, under gunicorn's gthread worker, each open WebSocket
+holds one of the process's threads for as long as it is open. Without a bound, a few dozen sockets (anonymous ones included) took every
 thread and pages and the API stopped answering. A process therefore serves at most
 `per_process` sockets, always fewer than its threads, so page requests keep the rest; a client
 (the signed-in user, or the address of an anonymous one) at most `per_client`. A socket over
@@ -10,6 +12,7 @@ either limit is closed at once with close code 1013 ("try again later") and the 
 
 from __future__ import annotations
 
+import sys
 import threading
 from contextlib import contextmanager
 
@@ -63,9 +66,17 @@ class SocketSlots:
         return self._total
 
 
+def cooperative() -> bool:
+    """True in a gevent-patched process (the live process): a socket holds no thread."""
+    monkey = sys.modules.get("gevent.monkey")
+    return bool(monkey is not None and monkey.is_module_patched("socket"))
+
+
 def per_process_limit(settings) -> int:
-    """WS_MAX_PER_PROCESS, or by default three quarters of the web threads (a quarter, at
-    least two, always left for pages)."""
+    """In the live process LIVE_MAX_SOCKETS. In a threaded web process WS_MAX_PER_PROCESS, or by
+    default three quarters of the web threads (a quarter, at least two, always left for pages)."""
+    if cooperative():
+        return settings.LIVE_MAX_SOCKETS
     if settings.WS_MAX_PER_PROCESS:
         return min(settings.WS_MAX_PER_PROCESS, max(1, settings.WEB_THREADS - 2))
     return max(1, settings.WEB_THREADS - max(2, settings.WEB_THREADS // 4))

@@ -12,6 +12,12 @@ the reason.
 Pushes are batched and throttled to at most one per MIN_PUSH_INTERVAL seconds.
 When the login behind the socket ends (logout, deactivation) the server sends an error frame and
 closes with code 4401 (webapp/auth/sessions.py).
+
+Served by the live process (`python -m webapp.processes live`, gevent: a socket is a greenlet)
+behind the reverse proxy's `/ws/` route; the page tier (`web`, gthread) still answers it too,
+bounded to a share of its threads. Either way the frames are rendered once per push for every
+socket with the same (filters, scope) by the process's fan-out (webapp/live/fanout.py); this
+handler only sends what its viewer's outbox receives.
 """
 
 from __future__ import annotations
@@ -20,31 +26,37 @@ import json
 import logging
 import time
 
-from flask import current_app, render_template, request
+from flask import current_app, request
 from simple_websocket import ConnectionClosed
 from werkzeug.exceptions import HTTPException
 
-from ..auth.scope import current_scope, scope_for_user
-from ..auth.sessions import SESSION_ENDED_CLOSE_CODE, SESSION_ENDED_MESSAGE, SessionWatch
+from ..auth.scope import current_scope
+from ..auth.sessions import SESSION_ENDED_CLOSE_CODE, SESSION_ENDED_MESSAGE, current_token
 from ..errors import DomainError
 from ..extensions import db, sock
-from ..messages import presenters, queries
+from ..messages import queries
 from ..messages.filters import MessageFilter
 from . import bp
-from .hub import Batch, Subscription, get_hub
+from .fanout import MAX_ROWS_PER_PUSH, MIN_PUSH_INTERVAL, SESSION_ENDED, Viewer, get_fanout
+from .hub import get_hub
 from .limits import CLOSE_TRY_AGAIN_LATER, SocketLimitReached, get_slots
 
 logger = logging.getLogger(__name__)
 
-#: At most two pushes per second per socket.
-MIN_PUSH_INTERVAL = 0.5
-#: Rows sent in one push; beyond that the client is told how many more arrived.
-MAX_ROWS_PER_PUSH = 100
+__all__ = ["MAX_ROWS_PER_PUSH", "MIN_PUSH_INTERVAL", "messages_socket"]
+
 KEEPALIVE_SECONDS = 25.0
 _WAIT_SECONDS = 1.0
 LISTEN_READY_SECONDS = 5.0
 #: How long a refused socket waits for the client to close its end.
 CLOSE_WAIT_SECONDS = 2.0
+
+
+@bp.before_request
+def _no_compression():
+    """Refuse permessage-deflate: every frame would be compressed once per socket (its own zlib
+    stream), undoing the one-render-per-group fan-out; browsers fall back to plain frames."""
+    request.environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
 
 
 @sock.route("/ws/messages", bp=bp)
@@ -63,7 +75,8 @@ def messages_socket(ws):
     client = f"user:{user_id}" if user_id is not None else f"addr:{request.remote_addr}"
     try:
         with get_slots(current_app.extensions["settings"]).slot(client):
-            _subscribe_and_serve(ws, filters, user_id)
+            viewer = Viewer(filters, user_id, current_token() if user_id is not None else None)
+            _subscribe_and_serve(ws, viewer)
     except SocketLimitReached as exc:
         logger.info("live: socket refused for %s: %s", client, exc)
         ws.close(reason=CLOSE_TRY_AGAIN_LATER, message=str(exc)[:120])
@@ -72,97 +85,41 @@ def messages_socket(ws):
         ws.thread.join(CLOSE_WAIT_SECONDS)
 
 
-def _subscribe_and_serve(ws, filters: MessageFilter, user_id: int | None) -> None:
-    hub = get_hub(_listen_dsn())
-    sub = hub.subscribe()
+def _subscribe_and_serve(ws, viewer: Viewer) -> None:
+    app = current_app._get_current_object()
+    fanout = get_fanout(app, get_hub(_listen_dsn()), request.url_root)
+    fanout.add(viewer)
     try:
         # "hello" promises every later commit: only send it once LISTEN is in place.
-        if not hub.listening.wait(LISTEN_READY_SECONDS):
+        if not fanout.listening.wait(LISTEN_READY_SECONDS):
             logger.warning("live: LISTEN not ready after %s s", LISTEN_READY_SECONDS)
         ws.send(json.dumps({"type": "hello"}))
-        _serve(ws, sub, filters, user_id)
+        _serve(ws, viewer)
     except ConnectionClosed:
         pass
     finally:
-        hub.unsubscribe(sub)
-        db.session.remove()
+        fanout.remove(viewer)
 
 
-def _serve(ws, sub: Subscription, filters: MessageFilter, user_id: int | None) -> None:
-    # The login behind the socket can end (logout, deactivation): checked every few seconds
-    # and before each push, then the socket is closed (webapp/auth/sessions.py).
-    watch = SessionWatch(user_id)
-    last_push = 0.0
+def _serve(ws, viewer: Viewer) -> None:
+    """Send what the fan-out hands this viewer; keep the socket alive when idle."""
     last_send = time.monotonic()
     while ws.connected:
-        if watch.ended():
-            _close_session_ended(ws)
-            return
-        batches, gap = sub.wait(_WAIT_SECONDS)
-        if gap:
-            ws.send(json.dumps({"type": "gap"}))
+        items = viewer.take(_WAIT_SECONDS)
+        for item in items:
+            if item is SESSION_ENDED:
+                # The login behind the socket ended (logout, deactivation): checked by the
+                # fan-out every few seconds and before each push (webapp/auth/sessions.py).
+                ws.send(json.dumps({"type": "error", "message": SESSION_ENDED_MESSAGE}))
+                ws.close(reason=SESSION_ENDED_CLOSE_CODE, message="session ended")
+                return
+            ws.send(item)
             last_send = time.monotonic()
-        if not batches:
-            if time.monotonic() - last_send > KEEPALIVE_SECONDS:
-                ws.send(json.dumps({"type": "ping"}))
-                last_send = time.monotonic()
-            continue
-        delay = last_push + MIN_PUSH_INTERVAL - time.monotonic()
-        if delay > 0:
-            # Throttle: let more batches gather, then push them together.
-            time.sleep(delay)
-            more, gap = sub.wait(0)
-            batches += more
-            if gap:
-                ws.send(json.dumps({"type": "gap"}))
-        if watch.ended(force=True):
-            _close_session_ended(ws)
-            return
-        message = _push(batches, filters, user_id)
-        last_push = last_send = time.monotonic()
-        if message is None:
-            continue
-        ws.send(json.dumps(message))
-        if message["type"] == "error":
-            return
-
-
-def _close_session_ended(ws) -> None:
-    ws.send(json.dumps({"type": "error", "message": SESSION_ENDED_MESSAGE}))
-    ws.close(reason=SESSION_ENDED_CLOSE_CODE, message="session ended")
-
-
-def _push(batches: list[Batch], filters: MessageFilter, user_id: int | None) -> dict | None:
-    """The frame for these batches (None when nothing matches). One or two queries."""
-    try:
-        # Fresh each time: a permission change applies to open sockets too.
-        scope = scope_for_user(user_id)
-        try:
-            queries.check_filters_allowed(scope, filters)
-        except HTTPException as exc:
-            return {"type": "error", "message": _reason(exc)}
-        ranges = [(b.min_id, b.max_id, b.received_from, b.received_to) for b in batches]
-        rows = queries.messages_in_batches(scope, filters, ranges, limit=MAX_ROWS_PER_PUSH + 1)
-        if not rows:
-            return None
-        truncated = len(rows) > MAX_ROWS_PER_PUSH
-        rows = rows[:MAX_ROWS_PER_PUSH]
-        total = (
-            queries.count_messages_in_batches(scope, filters, ranges) if truncated else len(rows)
-        )
-        items = [presenters.summary(r, scope) for r in rows]
-        html = render_template("messages/_rows.html", rows=items, page=None)
-        return {
-            "type": "messages",
-            "html": html,
-            "ids": [r.id for r in rows],
-            "total": total,
-            "truncated": truncated,
-            "sent_at": time.time(),
-        }
-    finally:
-        # Never hold a pooled connection (or a transaction) between pushes.
-        db.session.remove()
+            if item.startswith('{"type": "error"'):
+                return
+        if not items and time.monotonic() - last_send > KEEPALIVE_SECONDS:
+            ws.send(json.dumps({"type": "ping"}))
+            last_send = time.monotonic()
 
 
 def _listen_dsn() -> str:

@@ -1,0 +1,62 @@
+"""The fan-out renders each push once per distinct (filters, scope), for every socket."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from tests.factories import report_body as body
+from webapp.live.fanout import SESSION_ENDED, Fanout, Viewer
+from webapp.live.hub import Batch, Hub
+from webapp.messages.filters import MessageFilter
+
+
+def batch_of(ids: list[int]) -> Batch:
+    now = datetime.now(UTC)
+    return Batch(min(ids), max(ids), now - timedelta(days=1), now + timedelta(days=1))
+
+
+def test_one_render_per_distinct_filters_and_scope(app, write_reports, count_queries):
+    everything = MessageFilter()
+    user_sync = MessageFilter(types=("user-sync",))
+    errored = MessageFilter(status="errored")
+    viewers = (
+        [Viewer(everything, None, None) for _ in range(30)]
+        + [Viewer(user_sync, None, None) for _ in range(20)]
+        + [Viewer(errored, None, None) for _ in range(10)]
+    )
+    fanout = Fanout(app, Hub("unused"))
+    for v in viewers:
+        fanout._viewers.add(v)  # no pusher thread: push() is called directly
+    ids = write_reports(body(message_type="user-sync"), body(message_type="dataset-ingestion"))
+    with count_queries() as statements:
+        fanout.push([batch_of(ids)])
+    # Three groups: one query each (the errored group matches nothing), two renders, not 60.
+    assert len(statements) == 3, statements
+    assert fanout.stats.renders == 2
+    # The user-sync row is rendered once, for both groups that show it.
+    assert fanout.stats.rows == 2
+    assert fanout.stats.frames == 50
+    firsts = [v.take(0) for v in viewers]
+    assert all(len(f) == 1 for f in firsts[:50]) and all(f == [] for f in firsts[50:])
+    # Every socket of a group gets the very same encoded frame.
+    assert len({id(f[0]) for f in firsts[:30]}) == 1
+    assert len({id(f[0]) for f in firsts[30:50]}) == 1
+    assert '"ids": [' in firsts[0][0] and str(ids[0]) in firsts[0][0]
+
+
+def test_a_viewer_whose_session_ended_is_told_and_gets_no_frame(app, write_reports):
+    fanout = Fanout(app, Hub("unused"))
+    gone = Viewer(MessageFilter(), 987654, "no-such-token")
+    anonymous = Viewer(MessageFilter(), None, None)
+    fanout._viewers.update({gone, anonymous})
+    fanout.push([batch_of(write_reports(body()))])
+    assert gone.take(0) == [SESSION_ENDED]
+    assert len(anonymous.take(0)) == 1
+
+
+def test_a_client_that_does_not_read_is_told_it_missed_frames():
+    viewer = Viewer(MessageFilter(), None, None)
+    for n in range(100):
+        viewer.put(f'{{"n": {n}}}')
+    items = viewer.take(0)
+    assert len(items) <= 33 and items[0] == '{"type": "gap"}' and items[-1] == '{"n": 99}'

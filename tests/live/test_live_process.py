@@ -1,0 +1,123 @@
+"""The live process (`python -m webapp.processes live`): gunicorn's gevent worker serving the
+sockets, where a socket is a greenlet, not a thread of the page tier."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import uuid
+
+import pytest
+from simple_websocket import Client
+
+from tests.factories import report_body as body
+from tests.live.test_socket import _closed_with, frames, ids_in, listeners
+from tests.processes import Process, free_port, process_command, process_environ, wait_for
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def live_process(test_db_name, tmp_path):
+    started: list[Process] = []
+
+    def start(**env_extra: str) -> str:
+        port = free_port()
+        env = process_environ(
+            test_db_name, SECRET_KEY="test-secret-" + uuid.uuid4().hex, **env_extra
+        )
+        env.setdefault("RUN_DIR", str(tmp_path / "run"))
+        env["LIVE_BIND"] = f"127.0.0.1:{port}"
+        proc = Process(process_command("live"), env, tmp_path / f"live-{port}.log").start()
+        started.append(proc)
+
+        def up() -> bool:
+            if not proc.alive:
+                raise AssertionError(proc.output()[-3000:])
+            with socket.socket() as s:
+                return s.connect_ex(("127.0.0.1", port)) == 0
+
+        wait_for(up, 30, "live process")
+        return f"ws://127.0.0.1:{port}"
+
+    yield start
+    for proc in started:
+        proc.stop()
+
+
+class WholeClient(Client):
+    """simple_websocket's client parses only the first event of the packet that carries the
+    handshake response: a hello frame in the same packet would wait for the next one (the 25-s
+    ping). Take the rest of that packet too."""
+
+    def handshake(self):
+        super().handshake()
+        self._handle_events()
+
+
+def open_socket(url: str, query: str = "", **kwargs) -> Client:
+    return WholeClient.connect(url + "/ws/messages" + query, **kwargs)
+
+
+def test_one_process_serves_many_sockets_and_renders_each_push_once(
+    live_process, write_reports, test_db_name
+):
+    """60 sockets on one process (a 16-thread web process serves 12), two filters: every socket
+    gets the push, one LISTEN connection, and all sockets with the same filters get the same
+    frame (rendered once: same `sent_at`). Over LIVE_MAX_SOCKETS: 1013."""
+    url = live_process(LIVE_MAX_SOCKETS="60", WS_MAX_PER_CLIENT="1000")
+    sockets: list[tuple[str, Client]] = []
+    try:
+        for n in range(60):
+            query = "" if n % 2 else "?type=user-sync"
+            ws = open_socket(url, query)
+            hello = json.loads(ws.receive(timeout=30))
+            assert hello["type"] == "hello", hello
+            sockets.append((query, ws))
+        # A plain client: the close frame may share the handshake's packet (see close_code).
+        assert _closed_with(Client.connect(url + "/ws/messages")) == 1013
+        assert listeners(test_db_name) == 1
+        ids = write_reports(body(message_type="user-sync"), body(message_type="dataset-ingestion"))
+        sent_at: dict[str, set[float]] = {"": set(), "?type=user-sync": set()}
+        for query, ws in sockets:
+            want = set(ids) if query == "" else {ids[0]}
+            got = frames(ws, 10, until=lambda f, want=want: ids_in(f) >= want)
+            assert ids_in(got) == want, query
+            sent_at[query].update(f["sent_at"] for f in got if f["type"] == "messages")
+        assert len(sent_at[""]) == 1 and len(sent_at["?type=user-sync"]) == 1, sent_at
+    finally:
+        for _, ws in sockets:
+            ws.close()
+
+
+def raw_handshake(port: int, **headers: str) -> tuple[int, dict[str, str]]:
+    """Status and headers of a raw WebSocket handshake on /ws/messages (101 = upgraded)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    base = {
+        "Upgrade": "websocket",
+        "Connection": "Upgrade",
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+        "Sec-WebSocket-Version": "13",
+    }
+    try:
+        conn.request("GET", "/ws/messages", headers={**base, **headers})
+        response = conn.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}
+    finally:
+        conn.close()
+
+
+def test_the_live_process_checks_the_origin_and_never_compresses(live_process):
+    port = int(live_process().rsplit(":", 1)[1])
+    for hostile in ("http://evil.example", f"http://evil.example:{port}", "null"):
+        assert raw_handshake(port, Origin=hostile)[0] == 403, hostile
+    status, headers = raw_handshake(
+        port,
+        Origin=f"http://127.0.0.1:{port}",
+        **{"Sec-WebSocket-Extensions": "permessage-deflate; client_max_window_bits"},
+    )
+    assert status == 101
+    # A browser offers permessage-deflate: compressing each frame once per socket would undo
+    # the one render per group, so the server declines it.
+    assert "sec-websocket-extensions" not in headers

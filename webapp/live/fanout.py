@@ -1,0 +1,296 @@
+"""One pusher per process: renders each push once per distinct (filters, scope), for every socket.
+
+Before, each socket queried and rendered its own frames: 1,000 sockets meant 1,000 queries and
+1,000 renders per push, and a thread each. Now each socket is a `Viewer` (its filters, its user
+and session, an outbox), and the process's one `Fanout` thread (a greenlet in the live process)
+takes the hub's batches, at most once per `MIN_PUSH_INTERVAL`:
+
+1. checks the session of every distinct (user, token) among the viewers (before each push, and
+   every `CHECK_SECONDS` while idle): a viewer whose login ended gets `SESSION_ENDED` and its
+   socket closes with 4401;
+2. reads each distinct user's scope afresh (a permission change applies at the next push);
+3. groups the viewers by (filters, scope without the user's name) and builds one frame per
+   group, the JSON text encoded once, put in the outbox of every viewer of the group. A row is
+   rendered once per push and scope, however many groups show it (most filters select a subset
+   of what the unfiltered sockets get).
+
+The socket's own greenlet (or thread) only sends what lands in its outbox, so a slow client
+never holds up the others.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import threading
+import time
+from collections import deque
+from typing import Any
+
+from flask import Flask
+
+from ..auth import sessions
+from ..auth.scope import Scope, scope_for_user
+from ..extensions import db
+from ..messages import presenters, queries
+from ..messages.filters import MessageFilter
+from .hub import Batch, Hub
+
+logger = logging.getLogger(__name__)
+
+#: At most two pushes per second per socket.
+MIN_PUSH_INTERVAL = 0.5
+#: Rows sent in one push; beyond that the client is told how many more arrived.
+MAX_ROWS_PER_PUSH = 100
+_WAIT_SECONDS = 1.0
+#: Frames a viewer may have waiting; a client that reads slower than that is told it missed some.
+MAX_OUTBOX = 32
+
+#: Outbox item: the login behind the socket has ended (close with 4401).
+SESSION_ENDED = object()
+GAP_FRAME = json.dumps({"type": "gap"})
+
+
+class Viewer:
+    """One open socket as the fan-out sees it: filters, who, and the frames waiting to be sent."""
+
+    def __init__(self, filters: MessageFilter, user_id: int | None, token: str | None):
+        self.filters = filters
+        self.user_id = user_id
+        self.token = token
+        self._cond = threading.Condition()
+        self._outbox: deque[Any] = deque()
+
+    def put(self, item: Any) -> None:
+        with self._cond:
+            if len(self._outbox) >= MAX_OUTBOX and item is not SESSION_ENDED:
+                # The client does not keep up: drop what it has not read, tell it so.
+                self._outbox.clear()
+                self._outbox.append(GAP_FRAME)
+            self._outbox.append(item)
+            self._cond.notify_all()
+
+    def take(self, timeout: float) -> list[Any]:
+        """Everything waiting (frames as JSON text, or SESSION_ENDED), after up to `timeout` s."""
+        with self._cond:
+            if not self._outbox:
+                self._cond.wait(timeout)
+            items = list(self._outbox)
+            self._outbox.clear()
+            return items
+
+
+@dataclasses.dataclass
+class PushStats:
+    """Counters of this process's fan-out (tests and the benchmark read them)."""
+
+    pushes: int = 0
+    #: Frames built (one per group with matching rows) and rows rendered (once per scope).
+    renders: int = 0
+    rows: int = 0
+    frames: int = 0
+
+
+class Fanout:
+    """The pusher thread of this process and its viewers."""
+
+    def __init__(self, app: Flask, hub: Hub, base_url: str = "http://localhost/"):
+        self.app = app
+        self.hub = hub
+        self.base_url = base_url
+        self.pid = os.getpid()
+        self.stats = PushStats()
+        self._viewers: set[Viewer] = set()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._sub = None
+
+    @property
+    def listening(self) -> threading.Event:
+        return self.hub.listening
+
+    def add(self, viewer: Viewer) -> None:
+        with self._lock:
+            self._viewers.add(viewer)
+            if self._thread is None or not self._thread.is_alive():
+                self._sub = self.hub.subscribe()
+                self._thread = threading.Thread(
+                    target=self._run, name="pacer-live-fanout", daemon=True
+                )
+                self._thread.start()
+
+    def remove(self, viewer: Viewer) -> None:
+        with self._lock:
+            self._viewers.discard(viewer)
+
+    @property
+    def viewer_count(self) -> int:
+        with self._lock:
+            return len(self._viewers)
+
+    def _snapshot(self) -> list[Viewer]:
+        with self._lock:
+            return list(self._viewers)
+
+    def _run(self) -> None:
+        sub = self._sub
+        last_push = 0.0
+        next_check = time.monotonic() + sessions.CHECK_SECONDS
+        while True:
+            try:
+                batches, gap = sub.wait(_WAIT_SECONDS)
+                if gap:
+                    for viewer in self._snapshot():
+                        viewer.put(GAP_FRAME)
+                if batches:
+                    delay = last_push + MIN_PUSH_INTERVAL - time.monotonic()
+                    if delay > 0:
+                        # Throttle: let more batches gather, then push them together.
+                        time.sleep(delay)
+                        more, gap = sub.wait(0)
+                        batches += more
+                        if gap:
+                            for viewer in self._snapshot():
+                                viewer.put(GAP_FRAME)
+                    # Pushes start at most every MIN_PUSH_INTERVAL (the time a push takes is
+                    # not added to the next one's wait).
+                    last_push = time.monotonic()
+                    self.push(batches)
+                    next_check = time.monotonic() + sessions.CHECK_SECONDS
+                elif time.monotonic() >= next_check:
+                    self.check_sessions(self._snapshot())
+                    next_check = time.monotonic() + sessions.CHECK_SECONDS
+            except Exception:
+                # One bad push must not end live updates for the whole process.
+                logger.exception("live: push failed")
+                time.sleep(_WAIT_SECONDS)
+
+    def check_sessions(self, viewers: list[Viewer]) -> list[Viewer]:
+        """The viewers whose login is still valid; the others get SESSION_ENDED."""
+        if not any(v.user_id is not None for v in viewers):
+            return viewers
+        with self.app.app_context():
+            try:
+                alive: dict[tuple[int, str | None], bool] = {}
+                for v in viewers:
+                    if v.user_id is not None and (v.user_id, v.token) not in alive:
+                        alive[(v.user_id, v.token)] = sessions.is_alive(v.user_id, v.token)
+            finally:
+                db.session.remove()
+        kept = []
+        for v in viewers:
+            if v.user_id is None or alive[(v.user_id, v.token)]:
+                kept.append(v)
+            else:
+                v.put(SESSION_ENDED)
+        return kept
+
+    def push(self, batches: list[Batch]) -> None:
+        """Render these batches once per distinct (filters, scope) and hand the frames out."""
+        viewers = self.check_sessions(self._snapshot())
+        if not viewers:
+            return
+        self.stats.pushes += 1
+        ranges = [(b.min_id, b.max_id, b.received_from, b.received_to) for b in batches]
+        sent_at = time.time()
+        with self.app.test_request_context(base_url=self.base_url):
+            try:
+                scopes: dict[int | None, Scope] = {}
+                groups: dict[tuple[MessageFilter, Scope], list[Viewer]] = {}
+                for v in viewers:
+                    if v.user_id not in scopes:
+                        # Fresh each push: a permission change applies to open sockets too.
+                        scopes[v.user_id] = scope_for_user(v.user_id)
+                    key = (v.filters, _shared(scopes[v.user_id]))
+                    groups.setdefault(key, []).append(v)
+                rows = _RowCache(self.app)
+                for (filters, scope), members in groups.items():
+                    frame = self._frame(ranges, filters, scope, rows, sent_at)
+                    if frame is None:
+                        continue
+                    self.stats.renders += 1
+                    for v in members:
+                        v.put(frame)
+                    self.stats.frames += len(members)
+                self.stats.rows += len(rows)
+            finally:
+                # Never hold a pooled connection (or a transaction) between pushes.
+                db.session.remove()
+
+    def _frame(
+        self,
+        ranges: list,
+        filters: MessageFilter,
+        scope: Scope,
+        rows_html: _RowCache,
+        sent_at: float,
+    ) -> str | None:
+        """The JSON text of one frame (None when nothing matches). One or two queries."""
+        try:
+            queries.check_filters_allowed(scope, filters)
+        except Exception as exc:  # noqa: BLE001 - HTTPException: a filter no longer allowed
+            message = getattr(exc, "description", None) or str(exc)
+            return json.dumps({"type": "error", "message": message})
+        rows = queries.messages_in_batches(scope, filters, ranges, limit=MAX_ROWS_PER_PUSH + 1)
+        if not rows:
+            return None
+        truncated = len(rows) > MAX_ROWS_PER_PUSH
+        rows = rows[:MAX_ROWS_PER_PUSH]
+        total = (
+            queries.count_messages_in_batches(scope, filters, ranges) if truncated else len(rows)
+        )
+        # What messages/_rows.html renders for these rows (without a page: no "older" link).
+        html = "".join("\n" + rows_html.get(r, scope) for r in rows)
+        return json.dumps(
+            {
+                "type": "messages",
+                "html": html,
+                "ids": [r.id for r in rows],
+                "total": total,
+                "truncated": truncated,
+                # When the push started: the same for every frame of one push.
+                "sent_at": sent_at,
+            }
+        )
+
+
+class _RowCache:
+    """messages/_row.html of each (message, scope) rendered once in a push."""
+
+    def __len__(self) -> int:
+        return len(self._html)
+
+    def __init__(self, app: Flask):
+        self.template = app.jinja_env.get_template("messages/_row.html")
+        self.context: dict[str, Any] = {}
+        app.update_template_context(self.context)
+        self._html: dict[tuple[int, Scope], str] = {}
+
+    def get(self, row: Any, scope: Scope) -> str:
+        key = (row.id, scope)
+        html = self._html.get(key)
+        if html is None:
+            html = self._html[key] = self.template.render(
+                {**self.context, "m": presenters.summary(row, scope)}
+            )
+        return html
+
+
+def _shared(scope: Scope) -> Scope:
+    """The scope without who holds it: users with the same grants share their frames."""
+    return dataclasses.replace(scope, user_id=None, actor="")
+
+
+_fanouts: dict[str, Fanout] = {}
+_fanouts_lock = threading.Lock()
+
+
+def get_fanout(app: Flask, hub: Hub, base_url: str) -> Fanout:
+    """This process's fan-out for `hub` (a new one after a fork: threads do not survive it)."""
+    with _fanouts_lock:
+        fanout = _fanouts.get(hub.dsn)
+        if fanout is None or fanout.pid != os.getpid() or (fanout.hub, fanout.app) != (hub, app):
+            fanout = _fanouts[hub.dsn] = Fanout(app, hub, base_url)
+        return fanout
