@@ -10,6 +10,7 @@ cd "$ROOT"
 RUN_DIR=${RUN_DIR:-$ROOT/.run}
 export RUN_DIR
 WEB_PORT=${WEB_PORT:-8000}
+LIVE_PORT=${LIVE_PORT:-8001}
 FLOWER_PORT=${FLOWER_PORT:-5555}
 DEMO_RATE=${DEMO_RATE:-5}
 PIDS=$RUN_DIR/pids
@@ -41,6 +42,7 @@ if [ "${USE_DOCKER:-auto}" != no ] && command -v docker >/dev/null 2>&1 && docke
   fi
   mkdir -p "$RUN_DIR" && touch "$RUN_DIR/docker-mode"
   log "PACER Dashboard: http://127.0.0.1:${WEB_PORT:-8000}/   (Flower: http://127.0.0.1:${FLOWER_PORT:-5555}/, FLOWER_BASIC_AUTH in .env)"
+  log "Through the reverse proxy (live sockets on the live process): http://127.0.0.1:${PROXY_PORT:-8080}/"
   exit 0
 fi
 
@@ -90,7 +92,15 @@ fi
 run=("$V/python" -m webapp.processes)
 export WEB_BIND=${WEB_BIND:-127.0.0.1:$WEB_PORT}
 export FLOWER_BIND=${FLOWER_BIND:-127.0.0.1:$FLOWER_PORT}
+export LIVE_BIND=${LIVE_BIND:-127.0.0.1:$LIVE_PORT}
 start web "${run[@]}" web
+# The live sockets' process (README "Live sockets behind a reverse proxy"): without a proxy the
+# browser's sockets go to web, which serves a bounded number itself.
+if port_open "$LIVE_PORT" && ! running live; then
+  log "port $LIVE_PORT busy: live process not started (set LIVE_PORT)"
+else
+  start live "${run[@]}" live
+fi
 start worker "${run[@]}" worker
 start beat "${run[@]}" beat
 if port_open "$FLOWER_PORT" && ! running flower; then

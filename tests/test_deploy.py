@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVICES = {"postgres", "rabbitmq", "web", "worker", "beat", "flower", "demo"}
+SERVICES = {"postgres", "rabbitmq", "web", "live", "proxy", "worker", "beat", "flower", "demo"}
 
 
 def compose_command() -> list[str]:
@@ -77,15 +77,15 @@ def test_compose_refuses_to_start_without_generated_secrets(missing):
 
 
 def test_every_process_starts_through_its_one_definition():
-    """make up, compose, the Dockerfile, the tests and the benchmarks all start web, worker,
-    beat and Flower through `python -m webapp.processes NAME`, never their own command line."""
+    """make up, compose, the Dockerfile, the tests and the benchmarks all start web, live,
+    worker, beat and Flower through `python -m webapp.processes NAME`, never their own command line."""
     import yaml
 
     spec = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-    for name in ("web", "worker", "beat", "flower"):
+    for name in ("web", "live", "worker", "beat", "flower"):
         assert spec["services"][name]["command"] == ["python", "-m", "webapp.processes", name]
     up = (ROOT / "scripts" / "up.sh").read_text()
-    for name in ("web", "worker", "beat", "flower"):
+    for name in ("web", "live", "worker", "beat", "flower"):
         assert f'"${{run[@]}}" {name}' in up
     assert 'CMD ["python", "-m", "webapp.processes", "web"]' in (ROOT / "Dockerfile").read_text()
     own_command_line = re.compile(
@@ -102,7 +102,7 @@ def test_published_ports_bind_loopback_by_default():
     import yaml
 
     spec = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-    for name in ("web", "flower", "rabbitmq"):
+    for name in ("web", "proxy", "flower", "rabbitmq"):
         for port in spec["services"][name].get("ports", []):
             assert port.startswith(("${BIND_ADDRESS:-127.0.0.1}:", "127.0.0.1:")), (name, port)
 
@@ -111,7 +111,7 @@ def test_compose_services_have_healthchecks_and_named_volumes():
     import yaml
 
     spec = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-    for name in ("postgres", "rabbitmq", "web", "worker"):
+    for name in ("postgres", "rabbitmq", "web", "live", "worker"):
         assert "healthcheck" in spec["services"][name], name
     assert {"pgdata", "rabbitmqdata"} <= set(spec["volumes"])
     assert "management" in spec["services"]["rabbitmq"]["image"]
