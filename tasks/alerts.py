@@ -19,8 +19,9 @@ logger = logging.getLogger(__name__)
 #: First retry of a failed notice after about this many seconds, doubling (at most RETRY_MAX).
 RETRY_BASE_SECONDS = 5
 RETRY_MAX_SECONDS = 600
-#: A notice still pending this long after it was recorded lost its task (worker died between
-#: commit and queueing): the next evaluation queues it again.
+#: A notice never tried this long after it was recorded lost its task (the process died between
+#: commit and queueing): the next evaluation queues it again. `deliver` locks its row and sends
+#: only a pending one, so a late original task sends nothing twice.
 REQUEUE_AFTER = timedelta(hours=1)
 
 
@@ -40,6 +41,8 @@ def evaluate_rules() -> dict:
     stale = db.session.scalars(
         select(Delivery.id).where(
             Delivery.status == "pending",
+            # Never tried: a notice being retried has its own task chain (and countdown).
+            Delivery.attempts == 0,
             Delivery.created_at < datetime.now(UTC) - REQUEUE_AFTER,
         )
     ).all()

@@ -195,3 +195,28 @@ def test_report_text_cannot_ping_a_chat_or_break_a_mail_header(
     text = http_receiver.bodies[0]["text"]
     assert "@channel" not in text and "<!here" not in text
     assert "@\u200bchannel &lt;!here|here&gt; Bcc: victim@\u200bexample.org" in text
+
+
+def test_a_lost_notice_is_queued_again_by_the_next_evaluation(db, settings, open_incident):
+    """Recorded but never tried for an hour (its task was lost): queued again on the task queue
+    by the next evaluation; one being retried is left to its own retries."""
+    from kombu import Connection, Queue
+
+    from tasks import alerts as alert_tasks
+
+    open_incident()
+    lost, retrying, fresh = db.session.query(Delivery).order_by(Delivery.id).all()
+    old = datetime.now(UTC) - timedelta(hours=2)
+    lost.created_at = retrying.created_at = old
+    retrying.attempts = 2
+    db.session.commit()
+    with Connection(settings.broker_url) as conn:
+        queue = Queue(settings.CELERY_QUEUE, channel=conn.channel(), durable=True)
+        queue.declare()
+        queue.purge()
+        alert_tasks.evaluate_rules.apply().get()
+        queued = []
+        while (message := queue.get(no_ack=True)) is not None:
+            queued.append((message.headers["task"], message.decode()[0]))
+    assert queued == [("tasks.alerts.deliver", [lost.id])]
+    assert fresh.id not in (lost.id, retrying.id)
