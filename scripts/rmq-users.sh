@@ -67,7 +67,8 @@ if [ -n "${REINGEST_RMQ_PASSWORD:-}" ]; then
 else
   mkdir -p "$RMQ_DIR"
   if [ ! -s "$RMQ_DIR/reingest-password" ]; then
-    (umask 077 && python3 -c 'import secrets; print(secrets.token_urlsafe(24))' \
+    # Hex: a generated password never starts with '-' (token_urlsafe did 1 time in 64).
+    (umask 077 && python3 -c 'import secrets; print(secrets.token_hex(24))' \
       >"$RMQ_DIR/reingest-password")
   fi
   chmod 600 "$RMQ_DIR/reingest-password"
@@ -79,10 +80,12 @@ stamp=$(printf '%s\n' "$USER_NAME" "$password" "$write" "$MAIN_USER" "$VHOST" | 
 if [ -z "${RABBITMQCTL:-}" ] && [ "$(cat "$RMQ_DIR/users.stamp" 2>/dev/null)" = "$stamp" ]; then
   log "broker users already set up"
 else
-  if ctl authenticate_user "$USER_NAME" "$password" 2>/dev/null; then
+  # `--`: a password given in REINGEST_RMQ_PASSWORD may start with '-' (rabbitmqctl would read
+  # it as an option and the user would silently keep its old password).
+  if ctl authenticate_user -- "$USER_NAME" "$password" 2>/dev/null; then
     :
-  elif ! ctl add_user "$USER_NAME" "$password" 2>/dev/null; then
-    ctl change_password "$USER_NAME" "$password"
+  elif ! ctl add_user -- "$USER_NAME" "$password" 2>/dev/null; then
+    ctl change_password -- "$USER_NAME" "$password"
   fi
   ctl set_user_tags "$USER_NAME"
   ctl set_permissions -p "$VHOST" "$USER_NAME" '^$' "$write" '^$'
