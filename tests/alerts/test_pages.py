@@ -131,3 +131,9 @@ def test_out_of_range_ids_are_404_or_400_never_500(client, db):
     data = {"csrf_token": token, "minutes": "30"}
     assert client.post(f"/alerts/rules/{2**31}/mute", data=data).status_code == 404
     assert client.post("/alerts/rules/1/mute", data=data).status_code == 404
+
+
+def test_help_says_what_alerts_answer(client, db):
+    text = client.get("/help").get_data(as_text=True)
+    assert 'href="/alerts">Alerts</a> (administrators)' in text
+    assert "one when it resolves" in text
