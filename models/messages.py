@@ -43,7 +43,8 @@ class Message(Base):
         Index("ix_messages_hash", "hash"),
         Index("ix_messages_report_id", "report_id"),
         # Migration bench_indexes: filters the 5M-row benchmark found unindexed.
-        Index("ix_messages_visit_id", "visit_id"),
+        # Migration visit_id_keyset: in keyset order (bench/README.md, issue 17 item 4).
+        Index("ix_messages_visit_id_received_at", "visit_id", "received_at"),
         Index("ix_messages_routing_key_received_at", "routing_key", "received_at"),
         Index("ix_messages_payload_format_received_at", "payload_format", "received_at"),
         Index(
