@@ -214,3 +214,31 @@ def test_admin_pages_have_no_inline_handlers(app, db, client, make_group):
         html = client.get(path).get_data(as_text=True)
         assert re.findall(r"<[^>]*\son[a-z]+\s*=", html) == [], path
         assert "/static/js/admin.js" in html, path
+
+
+def test_quarantine_replay_of_only_invalid_ids_replays_nothing(app, db, client):
+    """Ids that are no quarantine id at all select nothing; they used to become an empty list,
+    which replay_quarantine read as "every waiting body"."""
+    from models import AuditLog, Message, QuarantinedReport
+
+    db.session.add(
+        QuarantinedReport(
+            received_at=datetime.now(UTC),
+            body=report_body(message_type="user-sync"),
+            reason="waiting for someone to look at it",
+            content_type="application/json",
+            headers={},
+            routing_key="message.logging",
+        )
+    )
+    db.session.commit()
+    response = client.post(
+        "/admin/quarantine/action/",
+        data={"csrf_token": csrf_token(client), "action": "replay", "rowid": ["abc", "0"]},
+    )
+    assert response.status_code == 302
+    db.session.expire_all()
+    assert db.session.query(QuarantinedReport).one().replayed_at is None
+    assert db.session.query(Message).count() == 0
+    audit = db.session.query(AuditLog).filter_by(action="quarantine-replay").one()
+    assert audit.detail["ingested"] == 0

@@ -17,7 +17,8 @@ class ReplayResult:
 
 
 def replay_quarantine(conn, options: ParseOptions, ids: list[int] | None = None) -> ReplayResult:
-    """Ingest every waiting quarantined body that is now a valid report; keep the rest.
+    """Ingest every waiting quarantined body (or those of `ids`) that is now a valid report;
+    keep the rest.
 
     Each replayed row is marked (replayed_at, replayed_message_id) in the same transaction that
     stores its message; still-invalid rows get their current reason and stay waiting.
@@ -29,8 +30,8 @@ def replay_quarantine(conn, options: ParseOptions, ids: list[int] | None = None)
             "WHERE replayed_at IS NULL"
         )
         params: tuple = ()
-        if ids:
-            query += " AND id = ANY(%s)"
+        if ids is not None:  # an empty selection selects nothing (None: every waiting body)
+            query += " AND id = ANY(%s::bigint[])"
             params = (ids,)
         cur.execute(query + " ORDER BY id", params)
         rows = cur.fetchall()
