@@ -19,6 +19,7 @@ from typing import Any
 from defusedxml import ElementTree as SafeET
 from defusedxml.common import DefusedXmlException
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictStr, ValidationError, field_validator
+from pydantic_core import from_json
 
 from models.identifiers import IDENTIFIERS, PROMOTED_IDENTIFIERS
 
@@ -138,7 +139,7 @@ def parse_report(
     except UnicodeDecodeError as exc:
         raise NotAReport(f"body is not UTF-8 ({exc.reason} at byte {exc.start})") from None
     try:
-        envelope = _DECODER.decode(text)
+        envelope = decode_json(text)
     except RecursionError:
         raise NotAReport("body is not JSON: nested too deeply") from None
     except ValueError as exc:
@@ -258,7 +259,7 @@ def decode_payload(payload: Any) -> tuple[str | None, str, Any, bool]:
     stripped = text.strip()
     if stripped[:1] in ("{", "["):
         try:
-            return text, "json", _DECODER.decode(stripped), False
+            return text, "json", decode_json(stripped), False
         except (ValueError, RecursionError):
             pass
         if len(stripped) <= MAX_REPR_BYTES:
@@ -292,8 +293,12 @@ def promote_identifiers(
     the payload's top-level instrument), normalised (instrument lower-cased)."""
     out: dict[str, str | None] = {}
     for identifier in IDENTIFIERS:
-        candidates = identifier.candidates(message_type, identifiers, decoded_payload)
-        value = next((v for v in map(_scalar, candidates) if v is not None), None)
+        # The first candidate is always the identifier itself: usually usable, and then the
+        # other candidates need not be gathered.
+        value = _scalar(identifiers.get(identifier.name))
+        if value is None:
+            candidates = identifier.candidates(message_type, identifiers, decoded_payload)
+            value = next((v for v in map(_scalar, candidates) if v is not None), None)
         out[identifier.name] = identifier.normalise(value)
     return out
 
@@ -358,6 +363,22 @@ def _refuse_constant(name: str) -> Any:
 
 #: One decoder for every body (json.loads with options builds a new one per call).
 _DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+
+
+def decode_json(text: str) -> Any:
+    """`_DECODER.decode(text)`, in about half the time for the usual body.
+
+    pydantic-core's JSON parser (jiter, Rust) decodes first; it agrees with the standard library
+    on every document it accepts (same values, types, key order, last duplicate key wins: tests/
+    ingest/test_fast_decode.py) and refuses a superset of what the standard library refuses (NaN,
+    Infinity, unpaired surrogates, integers over 4,300 digits, deep nesting). Whatever it refuses
+    goes to the standard library's decoder, so every error, and so every quarantine reason, is
+    the standard library's own.
+    """
+    try:
+        return from_json(text, allow_inf_nan=False, cache_strings=False)
+    except ValueError:
+        return _DECODER.decode(text)
 
 
 def _depth(value: Any, limit: int = MAX_DEPTH + 1) -> int:
