@@ -17,9 +17,9 @@ from markupsafe import Markup, escape
 from models import AuditLog, Group, QuarantinedReport, User
 
 from ..auth.scope import current_scope
-from ..auth.setup import csp_nonce
 from ..errors import InvalidFilter
 from ..extensions import db
+from ..security import csp_nonce
 from .fields import IdentifierRulesField, MessageTypesField
 from .queries import known_message_types
 

@@ -6,9 +6,10 @@ import logging
 import re
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, current_app, g, request, url_for
+from flask import Flask, Response, current_app, request, url_for
 
 from ..extensions import login_manager
+from ..security import requested_nonce
 from . import tokens
 from .scope import current_scope
 
@@ -93,16 +94,6 @@ def _sso_origin() -> str:
         return ""
     parts = urlsplit(settings.SSO_SERVER_URL)
     return f"{parts.scheme}://{parts.netloc}"
-
-
-def csp_nonce() -> str:
-    """A per-request nonce (only Flask-Admin's own inline scripts use it)."""
-    import secrets
-
-    nonce = g.get("_csp_nonce")
-    if nonce is None:
-        nonce = g._csp_nonce = secrets.token_urlsafe(16)
-    return nonce
 
 
 #: A Host header value fit to be echoed in a header (name or [IPv6], optional port).
@@ -198,7 +189,7 @@ def _websocket_sources() -> list[str]:
 
 def content_security_policy() -> str:
     script_src = "'self'"
-    nonce = g.get("_csp_nonce")
+    nonce = requested_nonce()
     if nonce:
         script_src += f" 'nonce-{nonce}'"
     # Logout is a POST answered by a redirect to the provider's end-session endpoint; browsers
