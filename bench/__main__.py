@@ -55,23 +55,9 @@ def rows_for(name: str, result: dict) -> list[tuple[str, str, str, str]]:
                 )
             )
     elif name == "live":
-        out.append(
-            (
-                "live",
-                f"{result['rate']}/s, {result['sockets']} sockets, {result['seconds']:.0f} s",
-                f"publish→socket p50 {result['latency_p50_ms']} ms, "
-                f"p95 {result['latency_p95_ms']} ms, max {result['latency_max_ms']} ms",
-                f"p95 <= 1,000 ms: {mark((result['latency_p95_ms'] or 1e9) <= 1000)}",
-            )
-        )
-        out.append(
-            (
-                "live",
-                "gunicorn CPU (master + workers)",
-                f"{result['web_cpu_cores']} cores",
-                f"< 1 core: {mark(result['web_cpu_cores'] < 1)}",
-            )
-        )
+        from bench.live import rows
+
+        out += rows(result)
     return out
 
 
@@ -102,8 +88,11 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--reuse", action="store_true", help="reuse the loaded query database")
     parser.add_argument("--live-rate", type=int, default=200)
-    parser.add_argument("--live-sockets", type=int, default=50)
+    parser.add_argument("--live-sockets", type=int, default=1000)
     parser.add_argument("--live-seconds", type=float, default=30)
+    parser.add_argument(
+        "--live-ports", type=int, default=24781, help="the web process's; the live process's + 1"
+    )
     args = parser.parse_args(argv)
 
     selected = args.only or list(BENCHMARKS)
@@ -155,6 +144,10 @@ def main(argv=None) -> int:
                     str(args.live_sockets),
                     "--seconds",
                     str(args.live_seconds),
+                    "--port",
+                    str(args.live_ports),
+                    "--live-port",
+                    str(args.live_ports + 1),
                 ]
             )
     rows = [row for name in selected for row in rows_for(name, results[name])]

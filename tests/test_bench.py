@@ -73,13 +73,19 @@ def test_queries_benchmark_loads_measures_and_explains(results):
 
 def test_live_benchmark_times_publish_to_socket(results):
     out = live.main(
-        ["--rate", "20", "--sockets", "2", "--seconds", "2", "--port", str(free_port())]
+        [
+            *("--rate", "20", "--sockets", "6", "--seconds", "2"),
+            *("--port", str(free_port()), "--live-port", str(free_port())),
+        ]
     )
-    assert out["published"] == 40
+    assert out["published"] == 40 and out["sockets_open"] == 6
     assert out["missing_on_unfiltered_sockets"] == 0
     assert out["latency_p95_ms"] is not None and out["latency_p95_ms"] > 0
-    assert out["web_cpu_cores"] > 0
-    assert bench_main.rows_for("live", out)[1][1].startswith("gunicorn CPU")
+    assert out["page_p95_ms_no_sockets"] > 0 and out["page_p95_ms_with_sockets"] > 0
+    assert out["web_cpu_cores"] > 0 and out["live_cpu_cores"] > 0
+    table = bench_main.table(bench_main.rows_for("live", out))
+    for figure in ("publish→socket", "list page p95", "web tier CPU (web + live processes)"):
+        assert figure in table
 
 
 def test_queries_scaling_ratio_judges_the_keyset_requests_only():
