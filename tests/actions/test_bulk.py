@@ -229,3 +229,98 @@ def test_a_malformed_bound_is_a_400_naming_it(app, db, client):
     )
     assert response.status_code == 400
     assert "through_id" in response.get_data(as_text=True)
+
+
+def _set_acknowledged(db, ids: list[int], acknowledged: bool) -> None:
+    """Someone else (un-)acknowledges messages between the preview and the confirmation."""
+    from sqlalchemy import text
+
+    db.session.execute(
+        text(
+            "UPDATE messages SET acknowledged_at = CASE WHEN :ack THEN now() END, "
+            "acknowledged_by = CASE WHEN :ack THEN 'someone' END WHERE id = ANY(:ids)"
+        ),
+        {"ack": acknowledged, "ids": list(ids)},
+    )
+    db.session.commit()
+
+
+def test_bulk_reingest_confirmation_refuses_a_count_that_changed(
+    app, db, client, bound_exchange, monkeypatch
+):
+    """3 previewed and confirmed; a 4th is un-acknowledged in between (it matches the filter
+    again, under the bound): nothing is started, the page says why and previews the 4."""
+    import tasks.actions
+    from models import AuditLog
+
+    conn, exchange, queue = bound_exchange
+    seen = [store_message(app, db, exchange_name=exchange.name, errored=True) for _ in range(4)]
+    _set_acknowledged(db, seen[3:], True)
+    enqueued = []
+    monkeypatch.setattr(
+        tasks.actions.bulk_reingest, "delay", lambda job_id: enqueued.append(job_id)
+    )
+    html = client.get("/actions/reingest", query_string={"status": "errored"}).get_data(
+        as_text=True
+    )
+    assert 'data-count="3"' in html
+    _set_acknowledged(db, seen[3:], False)
+
+    refused = client.post("/actions/reingest", data=_confirmation(html))
+    assert refused.status_code == 409
+    page = refused.get_data(as_text=True)
+    assert "4 messages match now, not the 3 confirmed: nothing was re-ingested" in page
+    assert 'data-changed="4"' in page and 'data-count="4"' in page
+    assert enqueued == []
+    db.session.expire_all()
+    rows = db.session.query(AuditLog).filter_by(action="bulk-reingest").all()
+    assert [(r.outcome, r.detail["count"], r.detail["expected"]) for r in rows] == [
+        ("refused", 4, 3)
+    ]
+
+    # The refusal is a fresh preview: confirming it starts the job for the 4.
+    again = client.post("/actions/reingest", data=_confirmation(page))
+    assert again.status_code == 302
+    (job_id,) = enqueued
+    assert db.session.get(AuditLog, job_id).detail["expected"] == 4
+
+
+def test_bulk_reingest_job_publishes_nothing_when_the_set_changed_before_it_ran(
+    app, db, client, bound_exchange, monkeypatch
+):
+    """Confirmed 3; a 4th matches again before a worker takes the job: confirmed N is
+    published N, or nothing (the job says why)."""
+    import tasks.actions
+    from models import AuditLog
+    from webapp.actions import services
+
+    conn, exchange, queue = bound_exchange
+    seen = [store_message(app, db, exchange_name=exchange.name, errored=True) for _ in range(4)]
+    _set_acknowledged(db, seen[3:], True)
+    enqueued = []
+    monkeypatch.setattr(
+        tasks.actions.bulk_reingest, "delay", lambda job_id: enqueued.append(job_id)
+    )
+    html = client.get("/actions/reingest", query_string={"status": "errored"}).get_data(
+        as_text=True
+    )
+    assert client.post("/actions/reingest", data=_confirmation(html)).status_code == 302
+    (job_id,) = enqueued
+    _set_acknowledged(db, seen[3:], False)
+
+    services.run_bulk_reingest(
+        job_id, app.extensions["settings"], clock=lambda: 0.0, sleep=lambda s: None
+    )
+    db.session.expire_all()
+    job = db.session.get(AuditLog, job_id)
+    assert (job.outcome, job.detail["done"], job.detail["expected"]) == ("error", 0, 3)
+    assert "4 messages match now, not the 3 confirmed" in job.detail["errors"][0]["error"]
+    simple = conn.SimpleQueue(queue, no_ack=True)
+    try:
+        with pytest.raises(simple.Empty):
+            simple.get(timeout=1)
+    finally:
+        simple.close()
+    page = client.get(f"/actions/jobs/{job_id}").get_data(as_text=True)
+    assert 'data-confirmed="3" data-published="0"' in page
+    assert "nothing was re-ingested" in page

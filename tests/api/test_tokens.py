@@ -312,6 +312,18 @@ def test_bulk_reingest_job_through_a_token(
     assert preview.status_code == 200, preview.get_data(as_text=True)
     body = preview.get_json()
     assert body["count"] == 1
+    # As for acknowledge: a count other than the confirmed one is a 409, nothing started.
+    wrong = fresh(
+        api,
+        "POST",
+        "/api/v1/actions/reingest",
+        headers=bearer(token),
+        json={"through_id": body["through_id"], "expected": 2},
+    )
+    assert wrong.status_code == 409, wrong.get_data(as_text=True)
+    assert wrong.get_json()["field"] == "expected"
+    assert "1 message matches now, not the 2 confirmed" in wrong.get_json()["message"]
+    assert [r.outcome for r in audit_rows(db, "bulk-reingest")] == ["refused"]
     started = fresh(
         api,
         "POST",

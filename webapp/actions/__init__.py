@@ -55,7 +55,11 @@ def message_actions(message: Any) -> MessageActions:
 
 @bp.record_once
 def _setup(state) -> None:
+    from .queries import MAX_SELECTED_IDS
+
     state.app.add_template_global(message_actions, "message_actions")
+    # The list's row selection: at most this many rows go to one bulk preview.
+    state.app.add_template_global(MAX_SELECTED_IDS, "bulk_max_selected")
 
 
 from . import routes  # noqa: E402,F401

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from urllib.parse import urlencode
 
 from flask import current_app, redirect, render_template, request, url_for
 from werkzeug.datastructures import MultiDict
@@ -249,7 +250,7 @@ def bulk_acknowledge():
     mode = args.get("mode", "acknowledge")
     if mode not in queries.BULK_MODES:
         raise DomainError(f"mode must be one of {', '.join(queries.BULK_MODES)}", field="mode")
-    if request.method == "GET":
+    if _previewing():
         _require_login_or_permission(scope.can_acknowledge(), "acknowledge messages")
         args = _frozen(args)
         stmt = queries.filtered_messages(
@@ -261,6 +262,7 @@ def bulk_acknowledge():
             count=queries.preview_count(stmt),
             fields=_hidden_fields(args),
             post_url=url_for("actions.bulk_acknowledge"),
+            cancel_url=_cancel_url(args),
         )
     expected = queries.expected_arg(args.get("expected"))
     row = services.bulk_set_acknowledged(scope, args, mode == "acknowledge", expected)
@@ -274,27 +276,20 @@ def bulk_reingest():
     scope = current_scope()
     args = request.values
     settings = _settings()
-    if request.method == "GET":
+    if _previewing():
         _require_login_or_permission(scope.can_reingest(), "re-ingest messages")
         services.check_reingest_enabled(settings)
-        args = _frozen(args)
-        stmt = queries.filtered_messages(scope, args, "reingest")
-        return render_template(
-            "actions/bulk_preview.html",
-            action="reingest",
-            count=queries.reingest_preview_count(stmt, settings),
-            refused=services.refused_summary_bounded(
-                scope, args, settings, queries.PREVIEW_COUNT_TIMEOUT_MS
-            ),
-            fields=_hidden_fields(args),
-            post_url=url_for("actions.bulk_reingest"),
-            rate=settings.REINGEST_RATE_PER_SECOND,
-        )
+        return _reingest_preview(scope, _frozen(args), settings)
     # Validate the filter now (a 400 here, not a failed job later).
     queries.filtered_messages(scope, args, "reingest")
-    job = services.start_bulk_reingest(
-        scope, args, queries.expected_arg(args.get("expected")), settings
-    )
+    try:
+        job = services.start_bulk_reingest(
+            scope, args, queries.expected_arg(args.get("expected")), settings
+        )
+    except services.SelectionChanged as exc:
+        # Nothing started: the preview again, with the count of now, to confirm or cancel.
+        db.session.commit()  # the refusal's audit row
+        return _reingest_preview(scope, args, settings, changed=exc.message)
     db.session.commit()
     from tasks.actions import bulk_reingest as task
 
@@ -320,6 +315,51 @@ def job_status(job_id: int):
     return render_template(template, job=job)
 
 
+#: A POST carrying `step=preview` asks for the preview, like a GET: the list's row selection
+#: posts it, so a selection of up to MAX_SELECTED_IDS rows never outgrows the request line
+#: (gunicorn refuses one over 4094 bytes with its own 400). The confirmation posts no `step`.
+STEP = "step"
+PREVIEW = "preview"
+
+
+def _previewing() -> bool:
+    """True for a bulk preview: a GET (links, small selections) or a POST with step=preview."""
+    if request.method == "GET":
+        return True
+    step = request.form.get(STEP)
+    if step not in (None, "", PREVIEW):
+        raise DomainError(f"step must be {PREVIEW!r} or absent", field=STEP)
+    return step == PREVIEW
+
+
+def _reingest_preview(scope, args, settings, changed: str | None = None):
+    """The bulk re-ingest preview of `args` (already bounded by through_id); `changed` is the
+    notice of a confirmation refused because the count moved (answered 409)."""
+    stmt = queries.filtered_messages(scope, args, "reingest")
+    page = render_template(
+        "actions/bulk_preview.html",
+        action="reingest",
+        count=queries.reingest_preview_count(stmt, settings),
+        refused=services.refused_summary_bounded(
+            scope, args, settings, queries.PREVIEW_COUNT_TIMEOUT_MS
+        ),
+        fields=_hidden_fields(args),
+        post_url=url_for("actions.bulk_reingest"),
+        cancel_url=_cancel_url(args),
+        rate=settings.REINGEST_RATE_PER_SECOND,
+        changed=changed,
+    )
+    return (page, 409) if changed else page
+
+
+def _cancel_url(args) -> str:
+    """Back to the list with the preview's filter (not its selection, bound or mode)."""
+    skip = {"csrf_token", "expected", STEP, "mode", queries.THROUGH_ID, queries.IDS}
+    query = [(k, v) for k in args for v in args.getlist(k) if k not in skip and v != ""]
+    base = url_for("messages.index")
+    return base + ("?" + urlencode(query) if query else "")
+
+
 def _frozen(args) -> MultiDict:
     """The preview's arguments with an upper id bound (kept when the preview already has one):
     the confirmation then acts on the set the operator saw, not on what arrived since."""
@@ -330,5 +370,5 @@ def _frozen(args) -> MultiDict:
 
 
 def _hidden_fields(args) -> list[tuple[str, str]]:
-    skip = {"csrf_token", "expected"}
+    skip = {"csrf_token", "expected", STEP}
     return [(key, value) for key in args for value in args.getlist(key) if key not in skip]

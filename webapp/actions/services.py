@@ -24,7 +24,7 @@ from ..auth.scope import Scope
 from ..errors import DomainError
 from ..extensions import db
 from . import ratelimit, targets
-from .queries import AUDIT_MAX_IDS, filtered_messages, routing_keys_seen
+from .queries import AUDIT_MAX_IDS, count_matching, filtered_messages, routing_keys_seen
 from .ratelimit import RateLimited
 
 logger = logging.getLogger(__name__)
@@ -329,6 +329,23 @@ def publish_message(
     )
 
 
+class SelectionChanged(DomainError):
+    """The messages a bulk re-ingest would publish now are not as many as the operator
+    confirmed (acknowledged, deleted or let out of the scope or allow-list since the preview;
+    nothing newer than the preview's `through_id` counts): nothing is published."""
+
+    status = 409
+
+    def __init__(self, found: int, expected: int) -> None:
+        super().__init__(
+            f"{found} message{' matches' if found == 1 else 's match'} now, not the {expected} "
+            "confirmed: nothing was re-ingested. Preview again.",
+            field="expected",
+        )
+        self.found = found
+        self.expected = expected
+
+
 def start_bulk_reingest(
     scope: Scope, args: Mapping[str, Any], expected: int | None, settings: Any
 ) -> AuditLog:
@@ -351,6 +368,23 @@ def start_bulk_reingest(
             reason=targets.DISABLED,
         )
         raise targets.ReingestRefused(targets.DISABLED)
+    if expected is not None:
+        # As bulk acknowledge does through the API: the confirmation acts on the count the
+        # operator confirmed, or on nothing (409, preview again).
+        found = count_matching(_reingest_statement(scope, args, settings))
+        if found != expected:
+            error = SelectionChanged(found, expected)
+            audit(
+                scope.actor,
+                "bulk-reingest",
+                "refused",
+                target=_describe_filter(filter_args),
+                filter=filter_args,
+                reason=error.message,
+                count=found,
+                expected=expected,
+            )
+            raise error
     refused = refused_summary_bounded(scope, args, settings)
     if refused and refused["count"]:
         audit(
@@ -382,12 +416,13 @@ def start_bulk_reingest(
 def bulk_reingest_ids(scope: Scope, args: Mapping[str, Any], settings: Any) -> list[int]:
     """Ids of the filter's messages that the scope may re-ingest, on permitted exchanges only
     (oldest first)."""
-    stmt = (
-        filtered_messages(scope, args, "reingest")
-        .where(targets.allowed_clause(settings))
-        .order_by(Message.received_at, Message.id)
-    )
+    stmt = _reingest_statement(scope, args, settings).order_by(Message.received_at, Message.id)
     return list(db.session.scalars(stmt))
+
+
+def _reingest_statement(scope: Scope, args: Mapping[str, Any], settings: Any):
+    """The ids a bulk re-ingest publishes (the preview counts the same statement)."""
+    return filtered_messages(scope, args, "reingest").where(targets.allowed_clause(settings))
 
 
 #: A bulk preview or job names at most this many refused exchanges.
@@ -462,7 +497,7 @@ def load_for_publish(ids: list[int]):
 
 
 def _filter_detail(args: Mapping[str, Any]) -> dict[str, Any]:
-    skip = {"csrf_token", "confirm", "expected", "mode", "cursor", "before", "after"}
+    skip = {"csrf_token", "confirm", "expected", "mode", "step", "cursor", "before", "after"}
     out: dict[str, Any] = {}
     for key in args:
         if key in skip:
@@ -548,8 +583,15 @@ def _run_job(job: AuditLog, settings: Any, clock, sleep) -> AuditLog:
         ids, refused = [], {"count": 0, "exchanges": []}
     detail.update(total=len(ids), done=0, failed=0, errors=[], started_at=_now_iso())
     detail.update(refused=refused["count"], refused_exchanges=refused["exchanges"])
+    expected = detail.get("expected")
     if not settings.REINGEST_EXCHANGES:
         detail["errors"].append({"message_id": None, "error": targets.DISABLED})
+    elif expected is not None and len(ids) != expected:
+        # Checked at the confirmation, and again here: the set may have changed while the job
+        # waited for a worker. Confirmed N is published N, or nothing.
+        changed = SelectionChanged(len(ids), expected)
+        detail["errors"].append({"message_id": None, "error": changed.message})
+        ids = []
     elif refused["count"] and not ids:
         detail["errors"].append(
             {

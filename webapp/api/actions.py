@@ -312,6 +312,10 @@ def bulk_acknowledge():
         "400": error("A filter argument is not valid, or through_id is missing"),
         "401": UNAUTHORIZED,
         "403": DENIED,
+        "409": error(
+            "The count differs from `expected`: nothing is started (audited as refused); "
+            "preview again"
+        ),
     },
 )
 @keep_audit_on_error
@@ -340,6 +344,7 @@ def bulk_reingest():
         )
     _require_bound(args)
     action_queries.filtered_messages(scope, args, "reingest")  # a 400 now, not a failed job
+    # A count other than `expected` is a 409 (services.SelectionChanged), as for acknowledge.
     job = services.start_bulk_reingest(
         scope, args, action_queries.expected_arg(args.get("expected")), settings
     )

@@ -120,9 +120,12 @@
   });
 
   // ---- selection: tick rows, then acknowledge / re-ingest them (preview and confirm) -----------
-  // Beyond this many rows the preview URL would outgrow what the server accepts in one request
-  // line; "everything matching this filter" has no such bound.
-  var MAX_SELECTED = 300;
+  // At most this many rows at once (the server's MAX_SELECTED_IDS, on the form); the selection
+  // is posted, so no URL grows with it. "Everything matching this filter" has no such bound.
+  function maxSelected() {
+    var form = document.getElementById("selection-form");
+    return (form && parseInt(form.getAttribute("data-max-selected"), 10)) || 1000;
+  }
 
   function selectedIds() {
     return Array.prototype.map.call(
@@ -134,10 +137,11 @@
     if (!form) { return; }
     var ids = selectedIds();
     var status = document.getElementById("selection-count");
-    var tooMany = ids.length > MAX_SELECTED;
+    var max = maxSelected();
+    var tooMany = ids.length > max;
     if (status) {
       status.textContent = !ids.length ? "Select rows to act on them"
-        : tooMany ? ids.length + " rows selected: at most " + MAX_SELECTED + " at once (or act on everything matching)"
+        : tooMany ? ids.length + " rows selected: at most " + max + " at once (or act on everything matching)"
         : ids.length + (ids.length === 1 ? " row selected" : " rows selected");
     }
     Array.prototype.forEach.call(form.querySelectorAll("[data-needs-selection]"), function (button) {
@@ -163,12 +167,12 @@
     }
   });
 
-  // One compact `ids=1,2,3` instead of a repeated argument per row (a shorter preview URL).
+  // One compact `ids=1,2,3` instead of a repeated argument per row.
   document.addEventListener("submit", function (event) {
     var form = event.target;
     if (form.id !== "selection-form") { return; }
     var ids = selectedIds();
-    if (!ids.length || ids.length > MAX_SELECTED) { event.preventDefault(); updateSelection(); return; }
+    if (!ids.length || ids.length > maxSelected()) { event.preventDefault(); updateSelection(); return; }
     var boxes = document.querySelectorAll("input.select-row");
     Array.prototype.forEach.call(boxes, function (box) { box.disabled = true; });
     var field = document.createElement("input");
