@@ -66,4 +66,3 @@ def test_a_password_starting_with_a_dash_is_the_users_password(tmp_path, broker_
         assert f"REINGEST_RMQ_USERNAME={user}" in (tmp_path / "env").read_text()
     finally:
         _rabbitmqctl("delete_user", "--", user)
-
