@@ -356,3 +356,37 @@ def test_bulk_preview_of_selected_ids(app, db, client, auth_enabled, seeded, bl0
         app.test_client(), "GET", f"/api/v1/actions/acknowledge?ids={ids}", headers=bearer(token)
     )
     assert preview.status_code == 200 and preview.get_json()["count"] == 1
+
+
+def test_bulk_preview_of_many_ids_is_posted(app, db, client, auth_enabled, seeded, bl06_user):
+    """1,000 ids would outgrow a URL: the preview is also a POST with step=preview (JSON body),
+    which changes nothing; the cap and a bad step are 400s naming their field."""
+    from models import Message
+
+    token = create_token(client, bl06_user)
+    api = app.test_client()
+    chosen = [seeded.ids["A"], seeded.ids["B"]] + list(range(10**9, 10**9 + 998))
+    for path in ("/api/v1/actions/acknowledge", "/api/v1/actions/reingest"):
+        preview = fresh(
+            api, "POST", path, headers=bearer(token), json={"step": "preview", "ids": chosen}
+        )
+        if path.endswith("reingest"):  # bl06_user may not re-ingest
+            assert preview.status_code == 403
+            continue
+        assert preview.status_code == 200, preview.get_data(as_text=True)
+        body = preview.get_json()
+        assert body["count"] == 1 and body["through_id"] >= seeded.ids["A"]  # B: not in scope
+    assert not audit_rows(db, "bulk-acknowledge")
+    assert db.session.query(Message).filter(Message.acknowledged_at.is_not(None)).count() == 0
+    over = fresh(
+        api,
+        "POST",
+        "/api/v1/actions/acknowledge",
+        headers=bearer(token),
+        json={"step": "preview", "ids": list(range(1, 1002))},
+    )
+    assert over.status_code == 400 and over.get_json()["field"] == "ids"
+    bad = fresh(
+        api, "POST", "/api/v1/actions/acknowledge", headers=bearer(token), json={"step": "go"}
+    )
+    assert bad.status_code == 400 and bad.get_json()["field"] == "step"

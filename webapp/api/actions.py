@@ -4,7 +4,8 @@ audit as the pages (webapp/actions/services.py, targets.py); only the answers di
 Arguments of the bulk actions are the message list's filter (query string, form or a JSON
 object), plus `through_id` (the bound the preview returned: nothing newer is touched) and
 `expected` (the count the preview returned: recorded in the audit row; a mismatch is answered
-with 409 and nothing is changed).
+with 409 and nothing is changed, for acknowledge and re-ingest alike). The preview is a GET, or a
+POST with `step=preview` (a selection of many `ids` in a JSON body, which would outgrow a URL).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from ..auth.scope import current_scope
 from ..errors import DomainError, keep_audit_on_error
 from ..extensions import db
 from . import bp
-from .openapi import BULK_BODY, BULK_PARAMETERS, DENIED, MODE, NOT_FOUND, UNAUTHORIZED
+from .openapi import BULK_BODY, BULK_PARAMETERS, DENIED, MODE, NOT_FOUND, STEP, UNAUTHORIZED
 
 logger = logging.getLogger(__name__)
 
@@ -206,6 +207,16 @@ def _bounded(args: MultiDict) -> MultiDict:
     return frozen
 
 
+def _previewing(args: MultiDict) -> bool:
+    """A GET, or a POST with step=preview (ids in a JSON body instead of the URL)."""
+    if request.method == "GET":
+        return True
+    step = args.get("step") or None
+    if step not in (None, "preview"):
+        raise DomainError("step must be 'preview' or absent", field="step")
+    return step == "preview"
+
+
 def _require_bound(args: MultiDict) -> None:
     if action_queries.through_id_arg(args) is None:
         raise DomainError(
@@ -230,11 +241,15 @@ def _require_bound(args: MultiDict) -> None:
 @api_doc(
     method="POST",
     operation_id="bulkAcknowledge",
-    summary="(Un-)acknowledge every message of the filter up to through_id",
-    parameters=[MODE, *BULK_PARAMETERS],
+    summary="(Un-)acknowledge every message of the filter up to through_id (with "
+    "step=preview: the preview, nothing done)",
+    parameters=[MODE, *BULK_PARAMETERS, STEP],
     request_body=BULK_BODY,
     responses={
-        "200": json_ok("Done (audited)", ref("BulkAcknowledgeResult")),
+        "200": json_ok(
+            "Done (audited); with step=preview, the preview (BulkPreview)",
+            ref("BulkAcknowledgeResult"),
+        ),
         "400": error("A filter argument is not valid, or through_id is missing"),
         "401": UNAUTHORIZED,
         "403": DENIED,
@@ -252,7 +267,7 @@ def bulk_acknowledge():
             f"mode must be one of {', '.join(action_queries.BULK_MODES)}", field="mode"
         )
     hidden = "hidden" if mode == "acknowledge" else "only"
-    if request.method == "GET":
+    if _previewing(args):
         if not scope.can_acknowledge():
             raise services.PermissionDenied("You may not acknowledge messages.")
         args = _bounded(args)
@@ -304,10 +319,12 @@ def bulk_acknowledge():
 @api_doc(
     method="POST",
     operation_id="bulkReingest",
-    summary="Start a bulk re-ingestion job (published at REINGEST_RATE_PER_SECOND)",
-    parameters=BULK_PARAMETERS,
+    summary="Start a bulk re-ingestion job (published at REINGEST_RATE_PER_SECOND; with "
+    "step=preview: the preview, nothing started)",
+    parameters=[*BULK_PARAMETERS, STEP],
     request_body=BULK_BODY,
     responses={
+        "200": json_ok("step=preview: the preview", ref("BulkPreview")),
         "202": json_ok("The job (`job_id`, `status_url`)", ref("Job")),
         "400": error("A filter argument is not valid, or through_id is missing"),
         "401": UNAUTHORIZED,
@@ -325,7 +342,7 @@ def bulk_reingest():
     scope = current_scope()
     args = action_args()
     settings = _settings()
-    if request.method == "GET":
+    if _previewing(args):
         if not scope.can_reingest():
             raise services.PermissionDenied("You may not re-ingest messages.")
         services.check_reingest_enabled(settings)

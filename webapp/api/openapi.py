@@ -223,7 +223,8 @@ _THROUGH_ID = query(
 )
 _EXPECTED = query(
     "expected",
-    "The preview's count, recorded in the audit row (bulk acknowledge: 409 when it differs).",
+    "The preview's count, recorded in the audit row; 409 when the count now differs (nothing "
+    "done). A bulk re-ingest job checks it again when it starts and then publishes nothing.",
     {"type": "integer", "minimum": 0},
 )
 _SELECTED = query(
@@ -233,6 +234,12 @@ _SELECTED = query(
     {"type": "array", "items": {"type": "integer", "minimum": 1}, "maxItems": MAX_SELECTED_IDS},
     style="form",
     explode=True,
+)
+STEP = query(
+    "step",
+    "`preview` on a POST: answer the preview (as the GET does) and do nothing; for a selection "
+    "of many `ids`, which would outgrow a URL, sent in the JSON body.",
+    {"type": "string", "enum": ["preview"]},
 )
 BULK_PARAMETERS = FILTER_PARAMETERS + [_SELECTED, _THROUGH_ID, _EXPECTED]
 BULK_BODY = {
