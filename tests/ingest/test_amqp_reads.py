@@ -119,3 +119,45 @@ def test_messages_through_the_broker_arrive_whole(read_ahead, settings):
                 conn.drain_events(timeout=10)
         queue(channel).delete()
     assert received == bodies
+
+
+class _CountingSocket(socket.socket):
+    """A socket that counts its `settimeout` calls (each one a system call)."""
+
+    settimeouts = 0
+
+    def settimeout(self, value):
+        type(self).settimeouts += 1
+        super().settimeout(value)
+
+
+@pytest.mark.parametrize("installed", [False, True])
+def test_buffered_frames_are_read_without_settimeout(installed):
+    if installed:
+        amqp_reads.install()
+    try:
+        a, theirs = socket.socketpair()
+        ours = _CountingSocket(fileno=a.detach())
+        ours.settimeout(None)
+        t = _transport(ours)
+        theirs.sendall(b"".join(_frame(3, 1, b"p" * 2400) for _ in range(20)))
+        _CountingSocket.settimeouts = 0
+        got = []
+        # kombu's event loop: drain with timeout=0 until the socket has nothing more.
+        while True:
+            try:
+                with t.having_timeout(0):
+                    got.append(bytes(t.read_frame()[2]))
+            except TimeoutError:
+                break
+        assert got == [b"p" * 2400] * 20
+        if installed:
+            # Only the reads that reach the socket set its timeout (and restore it).
+            assert _CountingSocket.settimeouts <= 6
+        else:
+            assert _CountingSocket.settimeouts >= 40  # stock py-amqp: two per frame
+        assert ours.gettimeout() is None  # the blocking mode is restored either way
+        ours.close()
+        theirs.close()
+    finally:
+        amqp_reads.uninstall()

@@ -17,12 +17,14 @@ blocking `drain_events` reads the buffer before the socket.
 from __future__ import annotations
 
 import errno
+from contextlib import nullcontext
 
 from amqp import transport as _transport
 
 READ_AHEAD = 65536
 _original_read = _transport.TCPTransport._read
 _original_setup = _transport.TCPTransport._setup_transport
+_original_having_timeout = _transport.TCPTransport.having_timeout
 
 
 def _read(self, n, initial=False, _errnos=(errno.EAGAIN, errno.EINTR)):
@@ -64,6 +66,26 @@ def _read(self, n, initial=False, _errnos=(errno.EAGAIN, errno.EINTR)):
     return rbuf[:n]
 
 
+def _frame_buffered(self) -> bool:
+    """A whole frame (7-byte header, payload, frame end) waits in the read-ahead: reading it
+    touches no socket."""
+    ahead = self.__dict__.get("_ahead")
+    if not ahead or self._read_buffer:
+        return False
+    pos = self._ahead_pos
+    available = len(ahead) - pos
+    return available >= 8 and available >= int.from_bytes(ahead[pos + 3 : pos + 7]) + 8
+
+
+def having_timeout(self, timeout):
+    """py-amqp's `having_timeout`, without its two `settimeout` system calls (and its generator)
+    when the next frame is already buffered: the timeout could not apply to a read that never
+    reaches the socket. kombu's event loop drains with `timeout=0`, so this is most frames."""
+    if timeout is not None and _frame_buffered(self):
+        return nullcontext(self.sock)
+    return _original_having_timeout(self, timeout)
+
+
 def _setup_transport(self):
     _original_setup(self)
     self._ahead, self._ahead_pos = b"", 0
@@ -74,9 +96,11 @@ def install() -> None:
     cls = _transport.TCPTransport
     cls._read = _read
     cls._setup_transport = _setup_transport
+    cls.having_timeout = having_timeout
 
 
 def uninstall() -> None:
     cls = _transport.TCPTransport
     cls._read = _original_read
     cls._setup_transport = _original_setup
+    cls.having_timeout = _original_having_timeout
