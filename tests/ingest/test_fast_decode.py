@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import zoneinfo
 
 import pytest
@@ -205,3 +206,31 @@ def test_promote_identifiers_unchanged(message_type, identifiers, payload):
     assert promote_identifiers(message_type, identifiers, payload) == _promote_reference(
         message_type, identifiers, payload
     )
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"a": 1},
+        {"é": "ü\u2028", "x": [1, 2.5, None, True, -0.0]},
+        {"n": float("nan"), "i": float("-inf")},
+        {1: 2, None: 3, 1.5: 4, False: 5},
+        ["a", {"b": {}}],
+        10**30,
+        {"s": "\ud800", "t": "\x00"},
+        {"when": __import__("datetime").datetime(2026, 12, 4, 23, 0)},  # default=str
+    ],
+)
+def test_shared_encoders_render_as_json_dumps(value):
+    from webapp.ingest import writer
+
+    expected = json.dumps(value, ensure_ascii=False, default=str)
+    assert writer._json(value) == expected
+    assert report_module._to_text(value) == expected
+    try:
+        payload = json.dumps(value, ensure_ascii=False)
+    except TypeError as exc:
+        with pytest.raises(TypeError, match=re.escape(str(exc))):
+            report_module._PAYLOAD_ENCODE(value)
+    else:
+        assert report_module._PAYLOAD_ENCODE(value) == payload

@@ -254,7 +254,7 @@ def decode_payload(payload: Any) -> tuple[str | None, str, Any, bool]:
     if payload is None:
         return None, "text", None, False
     if isinstance(payload, dict | list):
-        return json.dumps(payload, ensure_ascii=False), "json", payload, False
+        return _PAYLOAD_ENCODE(payload), "json", payload, False
     text = payload
     stripped = text.strip()
     if stripped[:1] in ("{", "["):
@@ -272,6 +272,10 @@ def decode_payload(payload: Any) -> tuple[str | None, str, Any, bool]:
     if stripped.startswith("<") and looks_like_xml(stripped):
         return text, "xml", None, False
     return text, "text", None, False
+
+
+#: `json.dumps(payload, ensure_ascii=False)` without building an encoder per call.
+_PAYLOAD_ENCODE = json.JSONEncoder(ensure_ascii=False).encode
 
 
 def looks_like_xml(text: str) -> bool:
@@ -430,7 +434,11 @@ def _has_errors(error_message: Any) -> bool:
 
 
 def _to_text(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    return value if isinstance(value, str) else _JSON_ENCODE(value)
+
+
+#: `json.dumps(value, ensure_ascii=False, default=str)` (which builds this encoder on every call).
+_JSON_ENCODE = json.JSONEncoder(ensure_ascii=False, default=str).encode
 
 
 def _scalar(value: Any) -> str | None:

@@ -399,10 +399,14 @@ def _message_row(r: ParsedReport) -> tuple:
     )
 
 
+#: `json.dumps(value, ensure_ascii=False, default=str)` builds this encoder on every call.
+_JSON_ENCODE = json.JSONEncoder(ensure_ascii=False, default=str).encode
+
+
 def _json(value: Any) -> str:
     if not value and isinstance(value, dict):
         return "{}"  # most reports: no errors, no extras
-    return json.dumps(value, ensure_ascii=False, default=str)
+    return _JSON_ENCODE(value)
 
 
 def _plain_headers(headers: dict[str, Any] | None) -> dict[str, Any]:
