@@ -61,3 +61,44 @@ class ErrorGroupStatDaily(ErrorGroupStatColumns, Base):
     open_last_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     open_sample_message_id: Mapped[int | None] = mapped_column(BigInteger)
     open_sample_error: Mapped[str | None] = mapped_column(Text)
+
+
+class MessageStatMonthly(MessageStatColumns, Base):
+    """`message_stats_daily` summed per (UTC month, message type, instrument); trigger-maintained
+    from the daily rows (migration `monthly_rollups`), so equal to the month's hourly rows."""
+
+    __tablename__ = "message_stats_monthly"
+    __table_args__ = (
+        PrimaryKeyConstraint(
+            "bucket", "message_type", "instrument", name="pk_message_stats_monthly"
+        ),
+        Index("ix_message_stats_monthly_message_type_bucket", "message_type", "bucket"),
+    )
+
+    #: Start (00:00 UTC on the 1st) of the month of the daily buckets summed here.
+    bucket: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ErrorGroupStatMonthly(ErrorGroupStatColumns, Base):
+    """`error_group_stats_daily` summed per (fingerprint, UTC month, message type, instrument),
+    with the same open (unacknowledged) first/last seen and sample; trigger-maintained."""
+
+    __tablename__ = "error_group_stats_monthly"
+    __table_args__ = (
+        PrimaryKeyConstraint(
+            "fingerprint",
+            "bucket",
+            "message_type",
+            "instrument",
+            name="pk_error_group_stats_monthly",
+        ),
+        Index("ix_error_group_stats_monthly_bucket", "bucket"),
+        Index("ix_error_group_stats_monthly_message_type_bucket", "message_type", "bucket"),
+    )
+
+    #: Start (00:00 UTC on the 1st) of the month of the daily buckets summed here.
+    bucket: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    open_first_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    open_last_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    open_sample_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    open_sample_error: Mapped[str | None] = mapped_column(Text)

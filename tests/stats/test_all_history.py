@@ -137,3 +137,41 @@ def test_all_history_reads_no_row_twice_for_types_and_heatmap(client, months, db
     # The tiles and the series; before, the heatmap as well (weeks do not nest in months).
     assert len(summing) == 2, summing
     assert not [s for s in statements if "DISTINCT" in s and "message_stats" in s]
+
+
+@pytest.mark.parametrize("scope_of", [admin_scope, restricted])
+def test_whole_months_give_the_answers_of_the_days(app, db, months, scope_of, monkeypatch):
+    """Tiles, histogram and error groups read whole months from the monthly rollups: the same
+    answers as from the daily ones (open-only and acknowledged-included groups alike)."""
+    until = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    scope = scope_of()
+
+    def answers():
+        out = []
+        for flt in filters(until):
+            out.append(
+                (
+                    queries.summary(scope, flt),
+                    queries.histogram_counts(scope, flt),
+                    queries.heatmap(scope, flt),
+                    error_queries.error_groups(scope, flt),
+                    error_queries.error_groups(scope, replace(flt, include_acknowledged=True)),
+                )
+            )
+        return out
+
+    with app.test_request_context():
+        levels = [queries.split_levels(f.since, f.until, whole_months=True) for f in filters(until)]
+        assert any(level == "month" for parts in levels for level, _, _ in parts)
+        monthly = answers()
+        split = queries.split_levels
+        monkeypatch.setattr(
+            queries,
+            "split_levels",
+            lambda since, until, hourly_only=False, whole_months=False: split(
+                since, until, hourly_only
+            ),
+        )
+        daily = answers()
+    assert monthly == daily
+    assert monthly[0][0].total > 0 and monthly[0][3]

@@ -128,3 +128,140 @@ def test_split_range_takes_whole_utc_days():
     assert queries.split_range(d, d + timedelta(days=1), hourly_only=True) == [
         (False, d, d + timedelta(days=1))
     ]
+
+
+# ---- the monthly level ----------------------------------------------------------------------------
+
+#: Batches around the edges of UTC months (and one years earlier, so that "all" has a monthly
+#: axis and its series reads months too).
+MONTH_TIMES = [
+    datetime(2023, 6, 15, 12, 30, tzinfo=UTC),
+    datetime(2026, 1, 30, 5, 10, tzinfo=UTC),
+    datetime(2026, 1, 31, 23, 40, tzinfo=UTC),
+    datetime(2026, 2, 1, 0, 5, tzinfo=UTC),
+    datetime(2026, 2, 14, 9, 0, tzinfo=UTC),
+    datetime(2026, 2, 28, 23, 59, tzinfo=UTC),
+    datetime(2026, 3, 1, 0, 0, tzinfo=UTC),
+    datetime(2026, 3, 17, 18, 45, tzinfo=UTC),
+    datetime(2026, 3, 31, 22, 15, tzinfo=UTC),
+    datetime(2026, 4, 1, 1, 30, tzinfo=UTC),
+    datetime(2026, 4, 2, 16, 0, tzinfo=UTC),
+]
+
+
+@pytest.fixture
+def month_spread(write_reports, pg):
+    """As `spread`, at MONTH_TIMES; every third batch's errors acknowledged, then one of those
+    un-acknowledged again (an unack changes the monthly rows through the daily ones)."""
+    ids = []
+    for n, when in enumerate(MONTH_TIMES):
+        ids.append(
+            write_reports(
+                *basic_mix(),
+                ok_body(instrument="BL06", ms=(0, 2000 + 100 * n)),
+                error_body(
+                    error=f"TimeoutError: ICAT did not answer after {n} s", instrument="BL04"
+                ),
+                now=when,
+            )
+        )
+    with pg.cursor() as cur:
+        acked = [i for batch in ids[::3] for i in batch]
+        cur.execute(
+            "UPDATE messages SET acknowledged_at = now(), acknowledged_by = 't' "
+            "WHERE errored AND id = ANY(%s)",
+            (acked,),
+        )
+        cur.execute(
+            "UPDATE messages SET acknowledged_at = NULL, acknowledged_by = NULL WHERE id = ANY(%s)",
+            (ids[3],),
+        )
+    pg.commit()
+    return ids
+
+
+MONTH_RANGES = [
+    # partial days, whole days, two whole months, whole days, partial day
+    ("2026-01-30T05:00:00Z", "2026-04-02T17:00:00Z"),
+    # whole months only
+    ("2026-02-01T00:00:00Z", "2026-04-01T00:00:00Z"),
+    # a whole month with whole days on one side, partial hours on the other
+    ("2026-01-31T00:00:00Z", "2026-03-01T03:00:00Z"),
+    ("2026-01-31T23:00:00Z", "2026-04-01T00:00:00Z"),
+    # across a month edge without a whole month
+    ("2026-01-31T12:00:00Z", "2026-02-27T00:00:00Z"),
+    ("2023-01-01T00:00:00Z", "2026-04-03T00:00:00Z"),
+]
+MONTH_URLS = [*URLS, "/errors?{}", "/errors?{}&acknowledged=shown"]
+
+
+@pytest.mark.parametrize(("since", "until"), MONTH_RANGES)
+def test_whole_months_days_and_hours_equal_the_hourly_computation(
+    client, db, month_spread, monkeypatch, since, until
+):
+    args = f"since={since}&until={until}"
+    mixed = {}
+    with no_messages_scan(db.engine) as statements:
+        for url in MONTH_URLS:
+            response = client.get(url.format(args))
+            mixed[url] = response.get_json() if "/api/" in url else response.get_data(True)
+    levels = queries.split_levels(
+        datetime.fromisoformat(since), datetime.fromisoformat(until), whole_months=True
+    )
+    reads_monthly = any(level == "month" for level, _, _ in levels)
+    assert any("message_stats_monthly" in s for s in statements) == reads_monthly
+    assert any("error_group_stats_monthly" in s for s in statements) == reads_monthly
+    monkeypatch.setattr(queries, "split_range", _hourly_only)
+    for url in MONTH_URLS:
+        response = client.get(url.format(args))
+        got = response.get_json() if "/api/" in url else response.get_data(True)
+        assert got == mixed[url], url
+    assert mixed[URLS[0]]["summary"]["total"] > 0
+    assert mixed[URLS[4]]["items"]
+
+
+def test_all_history_over_months_matches_hourly(client, db, month_spread, monkeypatch):
+    with no_messages_scan(db.engine) as statements:
+        stats = client.get("/api/v1/stats?range=all").get_json()
+        errors = client.get("/api/v1/error-groups?range=all&acknowledged=shown").get_json()
+        open_errors = client.get("/api/v1/error-groups?range=all").get_json()
+    assert stats["series"]["granularity"] == "month"
+    assert any("message_stats_monthly" in s for s in statements)
+    assert any("error_group_stats_monthly" in s for s in statements)
+    monkeypatch.setattr(queries, "split_range", _hourly_only)
+    assert client.get("/api/v1/stats?range=all").get_json() == stats
+    assert client.get("/api/v1/error-groups?range=all&acknowledged=shown").get_json() == errors
+    assert client.get("/api/v1/error-groups?range=all").get_json() == open_errors
+
+
+def test_split_levels_takes_whole_utc_months():
+    t = datetime(2026, 1, 30, 5, tzinfo=UTC)
+    d = datetime(2026, 1, 31, tzinfo=UTC)
+    feb, apr = datetime(2026, 2, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC)
+    end = datetime(2026, 4, 2, 17, tzinfo=UTC)
+    assert queries.split_levels(t, end, whole_months=True) == [
+        ("hour", t, d),
+        ("day", d, feb),
+        ("month", feb, apr),
+        ("day", apr, apr + timedelta(days=1)),
+        ("hour", apr + timedelta(days=1), end),
+    ]
+    # Without whole_months (a series by days or weeks), the same range reads days.
+    assert queries.split_levels(t, end) == [
+        ("hour", t, d),
+        ("day", d, apr + timedelta(days=1)),
+        ("hour", apr + timedelta(days=1), end),
+    ]
+    assert queries.split_levels(feb, apr, whole_months=True) == [("month", feb, apr)]
+    mar = datetime(2026, 3, 1, tzinfo=UTC)
+    assert queries.split_levels(d, mar - timedelta(days=1), whole_months=True) == [
+        ("day", d, mar - timedelta(days=1))
+    ]
+    assert queries.split_levels(d, apr - timedelta(days=1), whole_months=True) == [
+        ("day", d, feb),
+        ("month", feb, mar),
+        ("day", mar, apr - timedelta(days=1)),
+    ]
+    assert queries.split_levels(feb, apr, hourly_only=True, whole_months=True) == [
+        ("hour", feb, apr)
+    ]

@@ -47,6 +47,24 @@ def test_the_migrations_generate_the_trigger_sql_rollups_generates():
     )
     lock_order = _migration("20261202_rollup_lock_order.py")
     assert lock_order.ACK_FUNCTION == rollups.ACK_FUNCTION
+    monthly = _migration("20261204_monthly_rollups.py")
+    assert monthly.FUNCTIONS == rollups.monthly_trigger_functions()
+    assert monthly.TRIGGERS == rollups.MONTHLY_TRIGGERS
+    assert monthly.LOCK_NAMESPACES == rollups.MONTH_LOCK_NAMESPACES
+
+
+def test_the_monthly_triggers_are_the_daily_ones_one_level_up():
+    """Same statements, from the daily tables into the monthly ones, month locks apart from the
+    day locks."""
+    daily, monthly = rollups.daily_trigger_functions(), rollups.monthly_trigger_functions()
+    assert [n.replace("_monthly_", "_daily_") for n in monthly] == list(daily)
+    assert set(rollups.MONTH_LOCK_NAMESPACES.values()).isdisjoint(
+        rollups.DAY_LOCK_NAMESPACES.values()
+    )
+    for name, sql in monthly.items():
+        assert "_daily_on_" not in sql
+        if not name.endswith("_truncate"):
+            assert "interval '1 month') AT TIME ZONE 'UTC'" in sql or name.endswith("_insert")
 
 
 def test_the_migrations_import_nothing_from_the_application():
@@ -62,6 +80,10 @@ def test_the_database_runs_the_trigger_functions_rollups_generates(pg):
     expected = {
         name: rollups.function_body(sql) for name, sql in rollups.daily_trigger_functions().items()
     }
+    expected.update(
+        (name, rollups.function_body(sql))
+        for name, sql in rollups.monthly_trigger_functions().items()
+    )
     expected["error_group_stats_on_ack"] = rollups.function_body(rollups.ACK_FUNCTION)
     with pg.cursor() as cur:
         installed = rollups.installed_function_bodies(cur, expected)
@@ -70,6 +92,11 @@ def test_the_database_runs_the_trigger_functions_rollups_generates(pg):
             "WHERE tgname LIKE '%%stats_daily_%%' AND NOT tgisinternal"
         )
         triggers = dict(cur.fetchall())
+        cur.execute(
+            "SELECT tgname, pg_get_triggerdef(t.oid) FROM pg_trigger t "
+            "WHERE tgname LIKE '%%stats_monthly_%%' AND NOT tgisinternal"
+        )
+        monthly_triggers = dict(cur.fetchall())
     pg.rollback()
     assert installed == expected
     for hourly, daily, event, referencing in rollups.DAILY_TRIGGERS:
@@ -79,6 +106,14 @@ def test_the_database_runs_the_trigger_functions_rollups_generates(pg):
         if referencing:
             assert f"REFERENCING {referencing}" in definition
     assert len(triggers) == len(rollups.DAILY_TRIGGERS)
+    for daily, monthly, event, referencing in rollups.MONTHLY_TRIGGERS:
+        definition = monthly_triggers[f"{monthly}_{event.lower()}"]
+        assert f"AFTER {event} ON public.{daily}" in definition
+        assert "FOR EACH STATEMENT" in definition
+        assert f"EXECUTE FUNCTION {monthly}_on_{event.lower()}()" in definition
+        if referencing:
+            assert f"REFERENCING {referencing}" in definition
+    assert len(monthly_triggers) == len(rollups.MONTHLY_TRIGGERS)
 
 
 @pytest.mark.parametrize(
@@ -86,6 +121,13 @@ def test_the_database_runs_the_trigger_functions_rollups_generates(pg):
     [
         ("message_stats", rollups.MESSAGE_STATS_KEY + rollups.MESSAGE_STATS_MEASURES),
         ("message_stats_daily", rollups.MESSAGE_STATS_KEY + rollups.MESSAGE_STATS_MEASURES),
+        ("message_stats_monthly", rollups.MESSAGE_STATS_KEY + rollups.MESSAGE_STATS_MEASURES),
+        (
+            "error_group_stats_monthly",
+            rollups.ERROR_GROUP_STATS_KEY
+            + rollups.ERROR_GROUP_STATS_MEASURES
+            + rollups.ERROR_GROUP_STATS_DAILY_OPEN,
+        ),
         ("error_group_stats", rollups.ERROR_GROUP_STATS_KEY + rollups.ERROR_GROUP_STATS_MEASURES),
         (
             "error_group_stats_daily",

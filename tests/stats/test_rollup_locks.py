@@ -137,7 +137,7 @@ class _Interleaving:
 
 def _assert_counts(pg, total: int, acknowledged: int) -> None:
     with pg.cursor() as cur:
-        for table in ("error_group_stats", "error_group_stats_daily"):
+        for table in ("error_group_stats", "error_group_stats_daily", "error_group_stats_monthly"):
             cur.execute(f"SELECT sum(count), sum(acknowledged) FROM {table}")  # noqa: S608
             assert cur.fetchone() == (total, acknowledged), table
     pg.rollback()

@@ -129,18 +129,23 @@ def _day(t: datetime) -> datetime:
     return t.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-def _daily_from_hourly(stats: dict, groups: dict) -> tuple[dict, dict]:
-    """The hourly rollups (as `_snapshot` returns them) summed per UTC day, in Python."""
+def _month(t: datetime) -> datetime:
+    return _day(t).replace(day=1)
+
+
+def _daily_from_hourly(stats: dict, groups: dict, period=_day) -> tuple[dict, dict]:
+    """The hourly rollups (as `_snapshot` returns them) summed per UTC day (`period`), in
+    Python."""
     days: dict = {}
     for (bucket, mtype, instrument), (total, errored, sum_ms, max_ms, timed, hist) in stats.items():
-        d = days.setdefault((_day(bucket), mtype, instrument), [0, 0, 0, 0, 0, []])
+        d = days.setdefault((period(bucket), mtype, instrument), [0, 0, 0, 0, 0, []])
         d[0], d[1], d[2], d[4] = d[0] + total, d[1] + errored, d[2] + sum_ms, d[4] + timed
         d[3] = max(d[3], max_ms)
         d[5] = histogram.add(d[5], hist)
     stats_daily = {k: (*v[:5], histogram.trim(v[5])) for k, v in days.items()}
     per_day: dict = defaultdict(list)
     for (fp, bucket, mtype, instrument), row in groups.items():
-        per_day[(fp, _day(bucket), mtype, instrument)].append(row)
+        per_day[(fp, period(bucket), mtype, instrument)].append(row)
     groups_daily = {}
     for key, rows in per_day.items():
         open_ = [r for r in rows if r[0] > r[1]]
@@ -161,11 +166,11 @@ def _daily_from_hourly(stats: dict, groups: dict) -> tuple[dict, dict]:
     return stats_daily, groups_daily
 
 
-def _daily_snapshot(pg) -> tuple[dict, dict]:
+def _daily_snapshot(pg, level: str = "daily") -> tuple[dict, dict]:
     with pg.cursor() as cur:
         cur.execute(
             "SELECT bucket, message_type, instrument, total, errored, sum_processing_ms, "
-            "max_processing_ms, timed, processing_histogram FROM message_stats_daily"
+            f"max_processing_ms, timed, processing_histogram FROM message_stats_{level}"
         )
         # Stored without trailing zero bins: compared as they are.
         stats = {tuple(r[:3]): (*r[3:8], list(r[8])) for r in cur.fetchall()}
@@ -173,17 +178,19 @@ def _daily_snapshot(pg) -> tuple[dict, dict]:
             "SELECT fingerprint, bucket, message_type, instrument, count, acknowledged, "
             "first_seen_at, last_seen_at, sample_message_id, sample_error, open_first_seen_at, "
             "open_last_seen_at, open_sample_message_id, open_sample_error "
-            "FROM error_group_stats_daily"
+            f"FROM error_group_stats_{level}"
         )
         groups = {tuple(r[:4]): tuple(r[4:]) for r in cur.fetchall()}
     return stats, groups
 
 
 def _assert_daily_consistent(pg, exp_stats: dict | None = None) -> tuple[dict, dict]:
-    """Daily rows == hourly rows summed per day (and, given, == `messages` summed per day)."""
+    """Daily rows == hourly rows summed per day (and, given, == `messages` summed per day);
+    monthly rows == hourly rows summed per month (== the daily rows summed per month)."""
     stats, groups = _snapshot(pg)[:2]
     daily = _daily_snapshot(pg)
     assert daily == _daily_from_hourly(stats, groups)
+    assert _daily_snapshot(pg, "monthly") == _daily_from_hourly(stats, groups, _month)
     if exp_stats is not None:
         assert daily[0] == _daily_from_hourly(exp_stats, {})[0]
     return daily
@@ -251,14 +258,14 @@ def test_rollups_equal_a_direct_aggregate_and_rebuild_reproduces_them(
     _rebuild(app)
     pg.rollback()
     assert _snapshot(pg) == (stats, groups, per_fp)
-    assert _daily_snapshot(pg) == daily
+    assert _assert_daily_consistent(pg) == daily
 
     # A partial rebuild replaces the hours from `since` on, with the same result.
     since = (BASE + timedelta(hours=since_hours)).isoformat()
     _rebuild(app, "--since", since)
     pg.rollback()
     assert _snapshot(pg) == (stats, groups, per_fp)
-    assert _daily_snapshot(pg) == daily
+    assert _assert_daily_consistent(pg) == daily
 
 
 def test_rebuild_repairs_damaged_rollups_and_restores_missing_groups(app, db, pg, settings):

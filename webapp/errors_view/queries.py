@@ -17,7 +17,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
 
 from models import Message
 from models.stats import ErrorGroup, ErrorGroupStat
-from models.stats_daily import ErrorGroupStatDaily
+from models.stats_daily import ErrorGroupStatDaily, ErrorGroupStatMonthly
 
 from ..auth.scope import Scope
 from ..extensions import db
@@ -38,19 +38,21 @@ from ..stats.queries import (
 # ---- error groups ---------------------------------------------------------------------------------
 
 
-def error_source(scope: Scope, flt: StatsFilter, hourly_only: bool = False):
+def error_source(
+    scope: Scope, flt: StatsFilter, hourly_only: bool = False, whole_months: bool = False
+):
     """(fingerprint, bucket, message_type, instrument, count, acknowledged, first_seen_at,
     last_seen_at, sample_message_id, sample_error) rows: daily rows for the whole days of the
-    range, hourly ones for the rest.
+    range (monthly ones for its whole months: `whole_months`), hourly ones for the rest.
 
     Without `include_acknowledged`, error_groups() takes first/last seen and the sample from the
-    rows with open errors only; a daily row then gives those of its open hours (`open_*`), so
-    the result is the hourly rows' one.
+    rows with open errors only; a daily or monthly row then gives those of its open hours
+    (`open_*`), so the result is the hourly rows' one.
     """
     if answers_from_rollups(scope):
         selects = []
-        for s, lo, hi in parts(ErrorGroupStat, ErrorGroupStatDaily, flt, hourly_only):
-            if s is ErrorGroupStatDaily and not flt.include_acknowledged:
+        for s, lo, hi in parts(ErrorGroupStat, ErrorGroupStatDaily, flt, hourly_only, whole_months):
+            if s in (ErrorGroupStatDaily, ErrorGroupStatMonthly) and not flt.include_acknowledged:
                 seen = (
                     s.open_first_seen_at.label("first_seen_at"),
                     s.open_last_seen_at.label("last_seen_at"),
@@ -159,7 +161,7 @@ def _group_key(scope: Scope, src):
 def error_groups(scope: Scope, flt: StatsFilter, limit: int = 100) -> list[GroupRow]:
     """Error groups in scope and filter, most frequent first (acknowledged ones only when
     `flt.include_acknowledged`); per message type for a scope without details."""
-    src = error_source(scope, flt)
+    src = error_source(scope, flt, whole_months=True)
     key = _group_key(scope, src)
     open_ = src.c.count > src.c.acknowledged
     if flt.include_acknowledged:
@@ -264,7 +266,7 @@ def group_series(scope: Scope, flt: StatsFilter, keys: list[str]) -> dict[str, A
         return {"granularity": None, "buckets": [], "groups": {}}
     first = first_bucket(scope, flt, error_source, ErrorGroupStat)
     unit = granularity(flt, first)
-    src = error_source(scope, flt, hourly_only=unit == "hour")
+    src = error_source(scope, flt, hourly_only=unit == "hour", whole_months=unit == "month")
     key = _group_key(scope, src)
     t = utc_trunc(unit, src.c.bucket)
     counted = src.c.count if flt.include_acknowledged else src.c.count - src.c.acknowledged

@@ -9,7 +9,10 @@ user's scope and the filter:
   `error_group_stats_daily`) for the whole UTC days inside it and the hourly ones (`message_stats`,
   `error_group_stats`) for the partial days at its edges (`split_range`): the daily rows are exact
   sums of the hourly ones (kept by triggers, migration `daily_rollups`), so the numbers are those
-  of the hourly rows, from ~24 times fewer rows. Hourly charts read the hourly rows only;
+  of the hourly rows, from ~24 times fewer rows. Reads that do not group by days or weeks (tiles,
+  histogram, error groups, monthly series and heatmap) take the whole UTC months of the range
+  from the monthly rollups (`split_levels`; triggers on the daily tables, migration
+  `monthly_rollups`). Hourly charts read the hourly rows only;
 - otherwise (a group with a rule on another identifier, e.g. `investigation`, which the rollups do
   not carry) a **documented fallback**: the same columns aggregated from `messages` with the
   scope's WHERE clause, bounded by the filter's time range and its (received_at) indexes. The
@@ -40,7 +43,12 @@ from sqlalchemy.dialects.postgresql import ARRAY, INTEGER
 
 from models import Message
 from models.stats import ErrorGroupStat, MessageStat
-from models.stats_daily import ErrorGroupStatDaily, MessageStatDaily
+from models.stats_daily import (
+    ErrorGroupStatDaily,
+    ErrorGroupStatMonthly,
+    MessageStatDaily,
+    MessageStatMonthly,
+)
 
 from ..auth.scope import Scope
 from ..extensions import db
@@ -104,11 +112,51 @@ def split_range(
     return parts
 
 
-def parts(hourly, daily, flt: StatsFilter, hourly_only: bool = False):
+def _next_month(moment: datetime) -> datetime:
+    return (moment.replace(day=1) + timedelta(days=32)).replace(day=1)
+
+
+def split_levels(
+    since: datetime, until: datetime, hourly_only: bool = False, whole_months: bool = False
+) -> list[tuple[str, datetime, datetime]]:
+    """split_range with its whole days split again: with `whole_months`, the whole UTC months
+    inside them read from the monthly rollups ("month"), the days around them from the daily
+    ones ("day"), the edge hours from the hourly ones ("hour"). Callers that group rows by a
+    step months do not nest in (days, weeks) leave `whole_months` off."""
+    levels: list[tuple[str, datetime, datetime]] = []
+    for is_daily, lo, hi in split_range(since, until, hourly_only):
+        if not is_daily:
+            levels.append(("hour", lo, hi))
+            continue
+        first_month = lo.replace(day=1)
+        if first_month < lo:
+            first_month = _next_month(first_month)
+        last_month = hi.replace(day=1)
+        if not whole_months or first_month >= last_month:
+            levels.append(("day", lo, hi))
+            continue
+        if lo < first_month:
+            levels.append(("day", lo, first_month))
+        levels.append(("month", first_month, last_month))
+        if last_month < hi:
+            levels.append(("day", last_month, hi))
+    return levels
+
+
+#: The daily and monthly model of each hourly rollup model.
+LEVELS = {
+    MessageStat: {"day": MessageStatDaily, "month": MessageStatMonthly},
+    ErrorGroupStat: {"day": ErrorGroupStatDaily, "month": ErrorGroupStatMonthly},
+}
+
+
+def parts(hourly, daily, flt: StatsFilter, hourly_only: bool = False, whole_months: bool = False):
     """(model, since, until) of each level a range reads."""
+    models = {"hour": hourly, **LEVELS[hourly]}
+    assert models["day"] is daily  # noqa: S101
     return [
-        (daily if is_daily else hourly, lo, hi)
-        for is_daily, lo, hi in split_range(flt.since, flt.until, hourly_only)
+        (models[level], lo, hi)
+        for level, lo, hi in split_levels(flt.since, flt.until, hourly_only, whole_months)
     ]
 
 
@@ -120,11 +168,16 @@ def union(selects: list):
 
 
 def stats_source(
-    scope: Scope, flt: StatsFilter, hourly_only: bool = False, with_histogram: bool = False
+    scope: Scope,
+    flt: StatsFilter,
+    hourly_only: bool = False,
+    with_histogram: bool = False,
+    whole_months: bool = False,
 ):
     """(bucket, message_type, instrument, total, errored, sum_ms, max_ms, timed) rows: daily
-    rows for the whole days of the range, hourly ones for the rest (all hourly: `hourly_only`);
-    plus `processing_histogram` when the rollups answer and `with_histogram`."""
+    rows for the whole days of the range (monthly ones for its whole months: `whole_months`),
+    hourly ones for the rest (all hourly: `hourly_only`); plus `processing_histogram` when the
+    rollups answer and `with_histogram`."""
     if answers_from_rollups(scope):
         stmt = union(
             [
@@ -139,7 +192,9 @@ def stats_source(
                     s.timed,
                     *([s.processing_histogram] if with_histogram else []),
                 ).where(*rollup_where(s, scope, flt, lo, hi))
-                for s, lo, hi in parts(MessageStat, MessageStatDaily, flt, hourly_only)
+                for s, lo, hi in parts(
+                    MessageStat, MessageStatDaily, flt, hourly_only, whole_months
+                )
             ]
         )
     else:
@@ -165,7 +220,7 @@ def stats_source(
 def histogram_counts(scope: Scope, flt: StatsFilter) -> list[int]:
     """Processing-time histogram (webapp.stats.histogram bins) of the filtered messages."""
     if answers_from_rollups(scope):
-        src = stats_source(scope, flt, with_histogram=True)
+        src = stats_source(scope, flt, with_histogram=True, whole_months=True)
         return _bin_counts(db.session.scalar(select(_bin_sums(src)).select_from(src)))
     else:
         m = Message
@@ -227,7 +282,7 @@ class Summary:
 def summary(scope: Scope, flt: StatsFilter) -> Summary:
     """Tiles: messages, errors, error rate, mean/median/p95/max processing time."""
     rollups = answers_from_rollups(scope)
-    src = stats_source(scope, flt, with_histogram=rollups)
+    src = stats_source(scope, flt, with_histogram=rollups, whole_months=True)
     row = db.session.execute(
         select(
             func.coalesce(func.sum(src.c.total), 0),
@@ -331,7 +386,7 @@ def _series(scope: Scope, flt: StatsFilter) -> tuple[dict[str, Any], tuple[str, 
     into months instead of reading the range again (weeks do not nest in months)."""
     first = first_bucket(scope, flt, stats_source, MessageStat)
     unit = granularity(flt, first)
-    src = stats_source(scope, flt, hourly_only=unit == "hour")
+    src = stats_source(scope, flt, hourly_only=unit == "hour", whole_months=unit == "month")
     read = "day" if unit == "week" else unit
     t = utc_trunc(read, src.c.bucket)
     rows = db.session.execute(
@@ -382,7 +437,7 @@ def heatmap(
             cell[1] += int(errored)
         rows = [(m, t, n, e) for (m, t), (n, e) in sums.items()]
     else:
-        src = stats_source(scope, flt)
+        src = stats_source(scope, flt, whole_months=True)
         month = utc_trunc("month", src.c.bucket)
         rows = db.session.execute(
             select(month, src.c.message_type, func.sum(src.c.total), func.sum(src.c.errored))

@@ -34,6 +34,13 @@ then `error_group_stats` by (bucket, message_type, instrument, fingerprint), eac
 statement (the daily triggers take their per-day advisory locks at the end of each statement; a
 second statement taking more rows after them would break the order). The rebuild locks the three
 tables EXCLUSIVE in that order first.
+
+The monthly level (`monthly_trigger_functions`, migration `monthly_rollups`) is the daily one
+built again from the same generators one level up (`Level`: daily tables -> monthly tables,
+per UTC month): statement triggers on the daily tables, which only the daily triggers write, so
+all three writers keep it exact through them. Its per-month advisory locks (namespaces
+`MONTH_LOCK_NAMESPACES`, in month order) are taken inside the daily triggers' statements, i.e.
+after the day locks of the same table.
 """
 
 from __future__ import annotations
@@ -119,6 +126,12 @@ def hour_sql(column: str) -> str:
 def day_sql(column: str) -> str:
     """The UTC day (timestamptz at 00:00 UTC) of a timestamptz, whatever the session time zone."""
     return f"(date_trunc('day', {column} AT TIME ZONE 'UTC') AT TIME ZONE 'UTC')"
+
+
+def month_sql(column: str) -> str:
+    """The UTC month (timestamptz at 00:00 UTC on its 1st) of a timestamptz, whatever the session
+    time zone."""
+    return f"(date_trunc('month', {column} AT TIME ZONE 'UTC') AT TIME ZONE 'UTC')"
 
 
 def hour_of(moment: datetime) -> datetime:
@@ -533,27 +546,82 @@ def _cause_for(message_type: str, error_message: object, fp: str) -> ErrorCause 
 #: webapp.locks): one lock per UTC day (days since 1970) of each daily table.
 DAY_LOCK_NAMESPACES = {"message_stats": 7301, "error_group_stats": 7302}
 
+#: The same for the monthly tables: one lock per UTC month (months since year 0) of each.
+MONTH_LOCK_NAMESPACES = {"message_stats": 7303, "error_group_stats": 7304}
+
+
+@dataclass(frozen=True)
+class Level:
+    """A trigger-kept level: `target` rows are `source` rows summed per period (the changes'
+    `day` column is the period's start whatever the period)."""
+
+    source: str  # the table whose statement triggers keep `target`
+    target: str
+    period: str  # "day" or "month"
+    namespace: int  # advisory lock namespace of its periods
+
+    def start(self, column: str) -> str:
+        return day_sql(column) if self.period == "day" else month_sql(column)
+
+    @property
+    def end(self) -> str:
+        """The end of the period starting at `k.day`."""
+        if self.period == "day":
+            return "k.day + interval '24 hours'"
+        # Calendar arithmetic in UTC: timestamptz + '1 month' would follow the session time zone.
+        return "((k.day AT TIME ZONE 'UTC') + interval '1 month') AT TIME ZONE 'UTC'"
+
+    def lock_id(self, column: str) -> str:
+        if self.period == "day":
+            return f"(extract(epoch FROM {day_sql(column)}) / 86400)::integer"
+        utc = f"{column} AT TIME ZONE 'UTC'"
+        return f"(extract(year FROM {utc}) * 12 + extract(month FROM {utc}) - 1)::integer"
+
+    @property
+    def lock_var(self) -> str:
+        return f"lock_{self.period}"
+
+
+MS_DAILY = Level(
+    "message_stats", "message_stats_daily", "day", DAY_LOCK_NAMESPACES["message_stats"]
+)
+EG_DAILY = Level(
+    "error_group_stats", "error_group_stats_daily", "day", DAY_LOCK_NAMESPACES["error_group_stats"]
+)
+MS_MONTHLY = Level(
+    "message_stats_daily",
+    "message_stats_monthly",
+    "month",
+    MONTH_LOCK_NAMESPACES["message_stats"],
+)
+EG_MONTHLY = Level(
+    "error_group_stats_daily",
+    "error_group_stats_monthly",
+    "month",
+    MONTH_LOCK_NAMESPACES["error_group_stats"],
+)
+
 _MS_KEY = _cols(MESSAGE_STATS_KEY)
 _MS_COLUMNS = _cols(MESSAGE_STATS_MEASURES)
 _EG_KEY = _cols(ERROR_GROUP_STATS_KEY)
 _EG_COLUMNS = _cols(ERROR_GROUP_STATS_MEASURES + ERROR_GROUP_STATS_DAILY_OPEN)
 
 
-def _ms_changes(*sources: tuple[int, str]) -> str:
+def _ms_changes(*sources: tuple[int, str], lv: Level = MS_DAILY) -> str:
     return " UNION ALL ".join(
-        f"SELECT {sign} AS sign, {day_sql('bucket')} AS day, message_type, instrument, "
+        f"SELECT {sign} AS sign, {lv.start('bucket')} AS day, message_type, instrument, "
         f"{_MS_COLUMNS} FROM {table}"
         for sign, table in sources
     )
 
 
-def _ms_recompute(keys: str) -> str:
+def _ms_recompute(keys: str, lv: Level = MS_DAILY) -> str:
     """The day rows of `keys` (day, message_type, instrument) recomputed from the hourly rows.
 
     LATERAL: one index range scan per key. Transition tables have no statistics, and a plain
     join let the planner merge-join the whole hourly table on (type, instrument)."""
     return f"""
-    UPDATE message_stats_daily d
+    UPDATE {lv.target} d
        SET total = r.total, errored = r.errored, sum_processing_ms = r.sum_processing_ms,
            max_processing_ms = r.max_processing_ms, timed = r.timed,
            processing_histogram = r.processing_histogram
@@ -563,28 +631,28 @@ def _ms_recompute(keys: str) -> str:
                    sum(s.sum_processing_ms) AS sum_processing_ms,
                    max(s.max_processing_ms) AS max_processing_ms, sum(s.timed) AS timed,
                    rollup_histogram_sum(s.processing_histogram) AS processing_histogram
-              FROM message_stats s
+              FROM {lv.source} s
              WHERE s.message_type = k.message_type AND s.instrument = k.instrument
-               AND s.bucket >= k.day AND s.bucket < k.day + interval '24 hours') r
+               AND s.bucket >= k.day AND s.bucket < {lv.end}) r
      WHERE d.bucket = k.day AND d.message_type = k.message_type
        AND d.instrument = k.instrument AND r.total IS NOT NULL;
 """
 
 
-def _ms_drop_empty(keys: str) -> str:
+def _ms_drop_empty(keys: str, lv: Level = MS_DAILY) -> str:
     return f"""
-    DELETE FROM message_stats_daily d
+    DELETE FROM {lv.target} d
      USING ({keys}) k
      WHERE d.bucket = k.day AND d.message_type = k.message_type AND d.instrument = k.instrument
-       AND NOT EXISTS (SELECT 1 FROM message_stats s
+       AND NOT EXISTS (SELECT 1 FROM {lv.source} s
                         WHERE s.message_type = k.message_type AND s.instrument = k.instrument
-                          AND s.bucket >= k.day AND s.bucket < k.day + interval '24 hours');
+                          AND s.bucket >= k.day AND s.bucket < {lv.end});
 """
 
 
-def _ms_apply_deltas(changes: str) -> str:
+def _ms_apply_deltas(changes: str, lv: Level = MS_DAILY) -> str:
     return f"""
-    INSERT INTO message_stats_daily AS d ({_MS_KEY}, {_MS_COLUMNS})
+    INSERT INTO {lv.target} AS d ({_MS_KEY}, {_MS_COLUMNS})
     SELECT day, message_type, instrument, sum(sign * total), sum(sign * errored),
            sum(sign * sum_processing_ms),
            coalesce(max(max_processing_ms) FILTER (WHERE sign > 0), 0), sum(sign * timed),
@@ -605,8 +673,9 @@ def _ms_apply_deltas(changes: str) -> str:
 """
 
 
-def _lock_days(hourly: str, *tables: str) -> str:
-    """Take the day locks of every day the statement touched, in day order.
+def _lock_days(lv: Level, *tables: str) -> str:
+    """Take the day locks of every day the statement touched, in day order (the monthly level:
+    the month locks, in month order).
 
     ON CONFLICT DO UPDATE fires the INSERT and the UPDATE trigger of the same statement one after
     the other: each locking its own day rows in key order would still let two batches of
@@ -616,58 +685,75 @@ def _lock_days(hourly: str, *tables: str) -> str:
     """
     buckets = " UNION ALL ".join(f"SELECT bucket FROM {t}" for t in tables)
     return f"""
-    FOR lock_day IN
-        SELECT DISTINCT (extract(epoch FROM {day_sql("bucket")}) / 86400)::integer
+    FOR {lv.lock_var} IN
+        SELECT DISTINCT {lv.lock_id("bucket")}
           FROM ({buckets}) b ORDER BY 1
     LOOP
-        PERFORM pg_advisory_xact_lock({DAY_LOCK_NAMESPACES[hourly]}, lock_day);
+        PERFORM pg_advisory_xact_lock({lv.namespace}, {lv.lock_var});
     END LOOP;
 """
 
 
-def _function(name: str, body: str) -> str:
-    hourly = "error_group_stats" if name.startswith("error_group_stats") else "message_stats"
+def _function(name: str, body: str, lv: Level | None = None) -> str:
+    if lv is None:
+        lv = EG_DAILY if name.startswith("error_group_stats") else MS_DAILY
     tables = {
         "insert": ("new_rows",),
         "update": ("new_rows", "old_rows"),
         "delete": ("old_rows",),
     }.get(name.rsplit("_", 1)[1])
-    lock = _lock_days(hourly, *tables) if tables else ""
+    lock = _lock_days(lv, *tables) if tables else ""
     return (
         f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$\n"
-        f"DECLARE\n    lock_day integer;\nBEGIN\n{lock}{body}\n    RETURN NULL;\nEND\n$$"
+        f"DECLARE\n    {lv.lock_var} integer;\nBEGIN\n{lock}{body}\n    RETURN NULL;\nEND\n$$"
     )
 
 
-def _message_stats_bodies() -> dict[str, str]:
-    update = _ms_changes((1, "new_rows"), (-1, "old_rows"))
-    day = day_sql("bucket")
+def _message_stats_bodies(lv: Level = MS_DAILY) -> dict[str, str]:
+    update = _ms_changes((1, "new_rows"), (-1, "old_rows"), lv=lv)
+    day = lv.start("bucket")
     old_keys = f"SELECT DISTINCT {day} AS day, message_type, instrument FROM old_rows"
     return {
-        "message_stats_daily_on_insert": _ms_apply_deltas(_ms_changes((1, "new_rows"))),
-        "message_stats_daily_on_update": _ms_apply_deltas(update)
+        f"{lv.target}_on_insert": _ms_apply_deltas(_ms_changes((1, "new_rows"), lv=lv), lv),
+        f"{lv.target}_on_update": _ms_apply_deltas(update, lv)
         # Day keys an UPDATE moved every hourly row out of.
         + _ms_drop_empty(
             f"SELECT {day} AS day, message_type, instrument FROM old_rows "
-            f"EXCEPT SELECT {day}, message_type, instrument FROM new_rows"
+            f"EXCEPT SELECT {day}, message_type, instrument FROM new_rows",
+            lv,
         )
         # A lowered maximum (never from ingestion, whose upsert only raises it).
         + _ms_recompute(
             f"SELECT day, message_type, instrument FROM ({update}) c GROUP BY 1, 2, 3 "
             "HAVING max(max_processing_ms) FILTER (WHERE sign < 0) "
-            "> coalesce(max(max_processing_ms) FILTER (WHERE sign > 0), -1)"
+            "> coalesce(max(max_processing_ms) FILTER (WHERE sign > 0), -1)",
+            lv,
         ),
         # Drop the emptied day rows, recompute the others.
-        "message_stats_daily_on_delete": _ms_drop_empty(old_keys) + _ms_recompute(old_keys),
-        "message_stats_daily_on_truncate": "    TRUNCATE message_stats_daily;",
+        f"{lv.target}_on_delete": _ms_drop_empty(old_keys, lv) + _ms_recompute(old_keys, lv),
+        f"{lv.target}_on_truncate": f"    TRUNCATE {lv.target};",
     }
 
 
-def _eg_changes(*sources: tuple[int, str]) -> str:
+def _eg_changes(*sources: tuple[int, str], lv: Level = EG_DAILY) -> str:
+    if lv.source == "error_group_stats":
+        return " UNION ALL ".join(
+            f"SELECT {sign} AS sign, fingerprint, {day_sql('bucket')} AS day, message_type, "
+            f"instrument, {_cols(ERROR_GROUP_STATS_MEASURES)}, "
+            f"count > acknowledged AS is_open FROM {table}"
+            for sign, table in sources
+        )
+    # From daily rows: each as itself (is_open false), plus, when it has open hours, a row of its
+    # open first/last seen and sample counting nothing (is_open true). The open values lie within
+    # the row's own (first <= open first, open last <= last, sample id <= open sample id, the
+    # same text for the same id), so the extra rows change no aggregate over all rows.
+    start = lv.start("bucket")
     return " UNION ALL ".join(
-        f"SELECT {sign} AS sign, fingerprint, {day_sql('bucket')} AS day, message_type, "
-        f"instrument, {_cols(ERROR_GROUP_STATS_MEASURES)}, "
-        f"count > acknowledged AS is_open FROM {table}"
+        f"SELECT {sign} AS sign, fingerprint, {start} AS day, message_type, "
+        f"instrument, {_cols(ERROR_GROUP_STATS_MEASURES)}, false AS is_open FROM {table} "
+        f"UNION ALL SELECT {sign}, fingerprint, {start}, message_type, instrument, 0, 0, "
+        f"{_cols(ERROR_GROUP_STATS_DAILY_OPEN)}, true FROM {table} "
+        "WHERE open_sample_message_id IS NOT NULL"
         for sign, table in sources
     )
 
@@ -686,21 +772,33 @@ def _eg_aggregates(prefix: str, where: str) -> str:
     )
 
 
-def _eg_recompute(keys: str) -> str:
-    """As _ms_recompute, for error_group_stats_daily."""
+def _eg_monthly_aggregates() -> str:
+    """_eg_aggregates over daily rows: the open ones from their open_* columns."""
+    return (
+        "min(s.first_seen_at), max(s.last_seen_at), min(s.sample_message_id), "
+        "(array_agg(s.sample_error ORDER BY s.sample_message_id))[1], "
+        "min(s.open_first_seen_at), max(s.open_last_seen_at), min(s.open_sample_message_id), "
+        "(array_agg(s.open_sample_error ORDER BY s.open_sample_message_id) "
+        "FILTER (WHERE s.open_sample_message_id IS NOT NULL))[1]"
+    )
+
+
+def _eg_recompute(keys: str, lv: Level = EG_DAILY) -> str:
+    """As _ms_recompute, for error_group_stats_daily (and _monthly)."""
+    aggregates = _eg_aggregates("s.", "") if lv is EG_DAILY else _eg_monthly_aggregates()
     return f"""
-    UPDATE error_group_stats_daily d
+    UPDATE {lv.target} d
        SET count = r.count, acknowledged = r.acknowledged, first_seen_at = r.f,
            last_seen_at = r.l, sample_message_id = r.sid, sample_error = r.txt,
            open_first_seen_at = r.o_f, open_last_seen_at = r.o_l,
            open_sample_message_id = r.osid, open_sample_error = r.otxt
       FROM ({keys}) k
      CROSS JOIN LATERAL (
-            SELECT sum(s.count), sum(s.acknowledged), {_eg_aggregates("s.", "")}
-              FROM error_group_stats s
+            SELECT sum(s.count), sum(s.acknowledged), {aggregates}
+              FROM {lv.source} s
              WHERE s.fingerprint = k.fingerprint AND s.message_type = k.message_type
                AND s.instrument = k.instrument
-               AND s.bucket >= k.day AND s.bucket < k.day + interval '24 hours'
+               AND s.bucket >= k.day AND s.bucket < {lv.end}
            ) AS r(count, acknowledged, f, l, sid, txt, o_f, o_l, osid, otxt)
      WHERE d.fingerprint = k.fingerprint AND d.bucket = k.day
        AND d.message_type = k.message_type AND d.instrument = k.instrument
@@ -708,24 +806,24 @@ def _eg_recompute(keys: str) -> str:
 """
 
 
-def _eg_drop_empty(keys: str) -> str:
+def _eg_drop_empty(keys: str, lv: Level = EG_DAILY) -> str:
     return f"""
-    DELETE FROM error_group_stats_daily d
+    DELETE FROM {lv.target} d
      USING ({keys}) k
      WHERE d.fingerprint = k.fingerprint AND d.bucket = k.day
        AND d.message_type = k.message_type AND d.instrument = k.instrument
-       AND NOT EXISTS (SELECT 1 FROM error_group_stats s
+       AND NOT EXISTS (SELECT 1 FROM {lv.source} s
                         WHERE s.fingerprint = k.fingerprint AND s.message_type = k.message_type
                           AND s.instrument = k.instrument
-                          AND s.bucket >= k.day AND s.bucket < k.day + interval '24 hours');
+                          AND s.bucket >= k.day AND s.bucket < {lv.end});
 """
 
 
-def _eg_apply_deltas(changes: str) -> str:
+def _eg_apply_deltas(changes: str, lv: Level = EG_DAILY) -> str:
     # Rows only in OLD (a moved or deleted key) still need non-NULL first/last/sample: theirs,
     # harmless under LEAST/GREATEST, and the key is recomputed or dropped right after.
     return f"""
-    INSERT INTO error_group_stats_daily AS d ({_EG_KEY}, {_EG_COLUMNS})
+    INSERT INTO {lv.target} AS d ({_EG_KEY}, {_EG_COLUMNS})
     SELECT fingerprint, day, message_type, instrument,
            sum(sign * count), sum(sign * acknowledged),
            coalesce(min(first_seen_at) FILTER (WHERE sign > 0), min(first_seen_at)),
@@ -779,25 +877,27 @@ def _worse(old: str, new: str) -> str:
     )
 
 
-def _error_group_stats_bodies() -> dict[str, str]:
-    update = _eg_changes((1, "new_rows"), (-1, "old_rows"))
-    day = day_sql("bucket")
+def _error_group_stats_bodies(lv: Level = EG_DAILY) -> dict[str, str]:
+    update = _eg_changes((1, "new_rows"), (-1, "old_rows"), lv=lv)
+    day = lv.start("bucket")
     old_keys = f"SELECT DISTINCT fingerprint, {day} AS day, message_type, instrument FROM old_rows"
     return {
-        "error_group_stats_daily_on_insert": _eg_apply_deltas(_eg_changes((1, "new_rows"))),
-        "error_group_stats_daily_on_update": _eg_apply_deltas(update)
+        f"{lv.target}_on_insert": _eg_apply_deltas(_eg_changes((1, "new_rows"), lv=lv), lv),
+        f"{lv.target}_on_update": _eg_apply_deltas(update, lv)
         + _eg_drop_empty(
             f"SELECT fingerprint, {day} AS day, message_type, instrument FROM old_rows "
-            f"EXCEPT SELECT fingerprint, {day}, message_type, instrument FROM new_rows"
+            f"EXCEPT SELECT fingerprint, {day}, message_type, instrument FROM new_rows",
+            lv,
         )
         # Acknowledgements that close an hour, rebuilt sample texts, lowered last seen...
         + _eg_recompute(
             f"SELECT fingerprint, day, message_type, instrument FROM ({update}) c "
             f"GROUP BY 1, 2, 3, 4 HAVING {_worse('sign < 0', 'sign > 0')} OR "
-            f"{_worse('sign < 0 AND is_open', 'sign > 0 AND is_open')}"
+            f"{_worse('sign < 0 AND is_open', 'sign > 0 AND is_open')}",
+            lv,
         ),
-        "error_group_stats_daily_on_delete": _eg_drop_empty(old_keys) + _eg_recompute(old_keys),
-        "error_group_stats_daily_on_truncate": "    TRUNCATE error_group_stats_daily;",
+        f"{lv.target}_on_delete": _eg_drop_empty(old_keys, lv) + _eg_recompute(old_keys, lv),
+        f"{lv.target}_on_truncate": f"    TRUNCATE {lv.target};",
     }
 
 
@@ -806,6 +906,20 @@ def daily_trigger_functions() -> dict[str, str]:
     daily ones (`CREATE OR REPLACE FUNCTION` re-creates one in place)."""
     bodies = {**_message_stats_bodies(), **_error_group_stats_bodies()}
     return {name: _function(name, body) for name, body in bodies.items()}
+
+
+def monthly_trigger_functions() -> dict[str, str]:
+    """The same for the monthly level: statement triggers on the DAILY tables fold every change
+    of a day row into its UTC month, exactly as the daily triggers fold hours into days. They
+    run inside the statements of the daily triggers, so their month locks come after the day
+    locks (and after every row lock of the hourly statement): RELIABILITY.md's order."""
+    functions = {}
+    for lv, bodies in (
+        (MS_MONTHLY, _message_stats_bodies(MS_MONTHLY)),
+        (EG_MONTHLY, _error_group_stats_bodies(EG_MONTHLY)),
+    ):
+        functions.update({name: _function(name, body, lv) for name, body in bodies.items()})
+    return functions
 
 
 #: (hourly table, daily table, event, REFERENCING clause) of each daily trigger
@@ -818,6 +932,17 @@ DAILY_TRIGGERS = [
         ("UPDATE", "OLD TABLE AS old_rows NEW TABLE AS new_rows"),
         ("DELETE", "OLD TABLE AS old_rows"),
         ("TRUNCATE", None),
+    )
+]
+
+
+#: (daily table, monthly table, event, REFERENCING clause) of each monthly trigger.
+MONTHLY_TRIGGERS = [
+    (daily, monthly, event, referencing)
+    for (_, daily, event, referencing), monthly in zip(
+        DAILY_TRIGGERS,
+        [lv.target for lv in (MS_MONTHLY, EG_MONTHLY) for _ in range(4)],
+        strict=True,
     )
 ]
 
