@@ -14,6 +14,8 @@ level exact through them (hourly -> daily triggers -> monthly triggers).
   (namespaces 7303 / 7304). They run inside the statements of the daily triggers, i.e. after the
   day locks of the same table and every row lock of the hourly statement (RELIABILITY.md,
   "Rollup rows").
+- A call whose transition tables are empty returns at once (the daily triggers run statements
+  that change nothing on most batches: an upsert fires its INSERT and its UPDATE trigger).
 - Deltas (NEW - OLD) are applied per month row; a change that could lower a maximum, a first/last
   seen or a sample (open or not) recomputes the month row from its day rows; DELETE drops the
   emptied month rows and recomputes the others.
@@ -70,6 +72,10 @@ DECLARE
     lock_month integer;
 BEGIN
 
+    IF NOT EXISTS (SELECT 1 FROM new_rows) THEN
+        RETURN NULL;
+    END IF;
+
     FOR lock_month IN
         SELECT DISTINCT (extract(year FROM bucket AT TIME ZONE 'UTC') * 12 + extract(month FROM bucket AT TIME ZONE 'UTC') - 1)::integer
           FROM (SELECT bucket FROM new_rows) b ORDER BY 1
@@ -103,6 +109,10 @@ $$""",
 DECLARE
     lock_month integer;
 BEGIN
+
+    IF NOT EXISTS (SELECT 1 FROM new_rows) AND NOT EXISTS (SELECT 1 FROM old_rows) THEN
+        RETURN NULL;
+    END IF;
 
     FOR lock_month IN
         SELECT DISTINCT (extract(year FROM bucket AT TIME ZONE 'UTC') * 12 + extract(month FROM bucket AT TIME ZONE 'UTC') - 1)::integer
@@ -161,6 +171,10 @@ DECLARE
     lock_month integer;
 BEGIN
 
+    IF NOT EXISTS (SELECT 1 FROM old_rows) THEN
+        RETURN NULL;
+    END IF;
+
     FOR lock_month IN
         SELECT DISTINCT (extract(year FROM bucket AT TIME ZONE 'UTC') * 12 + extract(month FROM bucket AT TIME ZONE 'UTC') - 1)::integer
           FROM (SELECT bucket FROM old_rows) b ORDER BY 1
@@ -206,6 +220,10 @@ $$""",
 DECLARE
     lock_month integer;
 BEGIN
+
+    IF NOT EXISTS (SELECT 1 FROM new_rows) THEN
+        RETURN NULL;
+    END IF;
 
     FOR lock_month IN
         SELECT DISTINCT (extract(year FROM bucket AT TIME ZONE 'UTC') * 12 + extract(month FROM bucket AT TIME ZONE 'UTC') - 1)::integer
@@ -253,6 +271,10 @@ $$""",
 DECLARE
     lock_month integer;
 BEGIN
+
+    IF NOT EXISTS (SELECT 1 FROM new_rows) AND NOT EXISTS (SELECT 1 FROM old_rows) THEN
+        RETURN NULL;
+    END IF;
 
     FOR lock_month IN
         SELECT DISTINCT (extract(year FROM bucket AT TIME ZONE 'UTC') * 12 + extract(month FROM bucket AT TIME ZONE 'UTC') - 1)::integer
@@ -326,6 +348,10 @@ $$""",
 DECLARE
     lock_month integer;
 BEGIN
+
+    IF NOT EXISTS (SELECT 1 FROM old_rows) THEN
+        RETURN NULL;
+    END IF;
 
     FOR lock_month IN
         SELECT DISTINCT (extract(year FROM bucket AT TIME ZONE 'UTC') * 12 + extract(month FROM bucket AT TIME ZONE 'UTC') - 1)::integer

@@ -703,6 +703,17 @@ def _function(name: str, body: str, lv: Level | None = None) -> str:
         "delete": ("old_rows",),
     }.get(name.rsplit("_", 1)[1])
     lock = _lock_days(lv, *tables) if tables else ""
+    if tables and lv.period == "month":
+        # The daily triggers run every statement whatever it changed (an ON CONFLICT upsert
+        # fires both the INSERT and the UPDATE trigger, a DELETE of nothing its trigger): most
+        # calls see empty transition tables, and planning the statements below for nothing was
+        # most of the level's cost.
+        empty = " AND ".join(f"NOT EXISTS (SELECT 1 FROM {t})" for t in tables)
+        lock = f"""
+    IF {empty} THEN
+        RETURN NULL;
+    END IF;
+{lock}"""
     return (
         f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$\n"
         f"DECLARE\n    {lv.lock_var} integer;\nBEGIN\n{lock}{body}\n    RETURN NULL;\nEND\n$$"
