@@ -23,6 +23,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 from .base import Base
 
 #: Name prefix of the range partitions of `messages` (created at run time, not by migrations).
+#: PostgreSQL NOTIFY channel the ingestion writer signals new messages on (payload: the batch's
+#: newest id) and the live sockets LISTEN to.
+NOTIFY_CHANNEL = "pacer_messages"
+
 PARTITION_PREFIX = "messages_p"
 DEFAULT_PARTITION = "messages_default"
 

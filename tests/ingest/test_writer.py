@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import psycopg2
 import pytest
 
+from models.messages import NOTIFY_CHANNEL
 from tests.conftest import admin_dsn
 from tests.factories import report_body
 from webapp.ingest import writer
@@ -104,7 +105,7 @@ def test_notify_after_commit_carries_the_ids(pg, options, app):
     listener = psycopg2.connect(admin_dsn(app.extensions["settings"].POSTGRES_DB))
     listener.autocommit = True
     with listener.cursor() as cur:
-        cur.execute(f"LISTEN {writer.NOTIFY_CHANNEL}")
+        cur.execute(f"LISTEN {NOTIFY_CHANNEL}")
     result = write_batch(pg, [raw(report_body()) for _ in range(3)], options)
     assert select.select([listener], [], [], 5)[0]
     listener.poll()

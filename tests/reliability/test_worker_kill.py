@@ -9,6 +9,7 @@ import time
 import psycopg2
 import pytest
 
+from models.messages import NOTIFY_CHANNEL
 from tests.conftest import admin_dsn
 from tests.processes import wait_for
 from tests.reliability.conftest import (
@@ -19,7 +20,6 @@ from tests.reliability.conftest import (
     stored_counts,
 )
 from webapp.demo import generate_reports
-from webapp.ingest.writer import NOTIFY_CHANNEL
 
 pytestmark = pytest.mark.slow
 

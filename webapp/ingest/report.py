@@ -23,7 +23,7 @@ from pydantic_core import from_json
 
 from models.identifiers import IDENTIFIERS, PROMOTED_IDENTIFIERS
 
-from ..stats.fingerprint import ErrorCause, fingerprint
+from ..stats.services import ErrorCause, fingerprint
 
 #: Kwargs we map to columns; everything else is kept in `extra`.
 KNOWN_KWARGS = frozenset(

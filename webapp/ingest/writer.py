@@ -30,13 +30,13 @@ import psycopg2.extras
 from psycopg2.extensions import connection as PgConnection
 
 from models.identifiers import PROMOTED_IDENTIFIERS
+from models.messages import NOTIFY_CHANNEL
 
-from ..stats import rollups
+from ..stats import services as stats
 from .report import NotAReport, ParsedReport, parse_report
 
 logger = logging.getLogger(__name__)
 
-NOTIFY_CHANNEL = "pacer_messages"
 WORKER_NAME = f"ingest:{socket.gethostname()}:{os.getpid()}"
 
 MESSAGE_COLUMNS = (
@@ -236,7 +236,7 @@ def _write(conn: PgConnection, prepared: PreparedBatch, received_at: datetime) -
             result.ids_by_report = {report_id: mid for mid, report_id in rows}
             result.message_ids = sorted(result.ids_by_report.values())
             result.stored = len(rows)
-            rollups.upsert_batch(cur, fresh, result.ids_by_report, received_at)
+            stats.upsert_batch(cur, fresh, result.ids_by_report, received_at)
 
         if rejected:
             psycopg2.extras.execute_values(

@@ -19,7 +19,7 @@ from typing import Any
 import psycopg2
 import psycopg2.extensions
 
-from ..ingest.writer import NOTIFY_CHANNEL
+from models.messages import NOTIFY_CHANNEL
 
 logger = logging.getLogger(__name__)
 
