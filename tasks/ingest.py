@@ -506,7 +506,7 @@ class ReportConsumerStep(bootsteps.ConsumerStep):
             self.heartbeat.stop(delete=True)
 
     def heartbeat_detail(self) -> dict:
-        """What the worker's heartbeat row says (webapp/health/status.py reads it)."""
+        """What the worker's heartbeat row says (webapp/health/queries.py reads it)."""
         settings = self.flask_app.extensions["settings"]
         ingestor = self.ingestor
         last = ingestor.last_batch if ingestor is not None else None
