@@ -9,8 +9,12 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -104,3 +108,24 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextmanager
+def serve_in_process(app) -> Iterator[Any]:
+    """`app` on a threaded werkzeug server in this process (flask-sock works on it), for tests
+    that need a real socket but the test's own app and database session. On exit the server
+    stops and so do the live fan-out and hub its sockets started: their threads would otherwise
+    keep a LISTEN connection and push with this app for the rest of the session."""
+    from werkzeug.serving import make_server
+
+    from webapp.live.fanout import stop_all
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        thread.join(5)
+        stop_all()

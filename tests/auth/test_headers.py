@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 import http.client
-import threading
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from tests.auth.support import login
+from tests.processes import serve_in_process
 from webapp.config import ConfigError, Settings
 
 # ---- Cache-Control ------------------------------------------------------------------------------
@@ -88,14 +88,8 @@ def test_a_strange_host_header_is_not_echoed_into_the_policy(client):
 
 @pytest.fixture(scope="module")
 def ws_server(app):
-    from werkzeug.serving import make_server
-
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server.server_port
-    server.shutdown()
-    thread.join(5)
+    with serve_in_process(app) as server:
+        yield server.server_port
 
 
 def handshake(port: int, origin: str | None) -> int:

@@ -13,22 +13,15 @@ import pytest
 
 from tests.auth.support import ADMIN_GROUP, login
 from tests.auth.test_permission_matrix import ALL, DETAILS, PERSONAS, ROWS
+from tests.processes import serve_in_process
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def server_url(app):
-    import threading
-
-    from werkzeug.serving import make_server
-
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(5)
+    with serve_in_process(app) as server:
+        yield f"127.0.0.1:{server.server_port}"
 
 
 @pytest.mark.parametrize("persona", PERSONAS)

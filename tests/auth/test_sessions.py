@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import threading
 import time
 
 import pytest
 from simple_websocket import Client, ConnectionClosed
 
 from tests.auth.support import csrf_token, login
+from tests.processes import serve_in_process
 
 
 @pytest.fixture
@@ -193,14 +193,8 @@ def test_sessions_purged_after_the_lifetime(app, db, make_user):
 @pytest.fixture(scope="module")
 def ws_server(app):
     """The session app on a threaded werkzeug server in this process (flask-sock works on it)."""
-    from werkzeug.serving import make_server
-
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"ws://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(5)
+    with serve_in_process(app) as server:
+        yield f"ws://127.0.0.1:{server.server_port}"
 
 
 def open_socket(ws_server, client) -> Client:

@@ -36,7 +36,7 @@ from ..auth.scope import Scope, scope_for_user
 from ..extensions import db
 from ..messages import presenters, queries
 from ..messages.filters import MessageFilter
-from .hub import Batch, Hub
+from .hub import Batch, Hub, stop_hubs
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +105,7 @@ class Fanout:
         self._viewers: set[Viewer] = set()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
         self._sub = None
 
     @property
@@ -115,6 +116,7 @@ class Fanout:
         with self._lock:
             self._viewers.add(viewer)
             if self._thread is None or not self._thread.is_alive():
+                self._stop.clear()
                 self._sub = self.hub.subscribe()
                 self._thread = threading.Thread(
                     target=self._run, name="pacer-live-fanout", daemon=True
@@ -138,7 +140,7 @@ class Fanout:
         sub = self._sub
         last_push = 0.0
         next_check = time.monotonic() + sessions.CHECK_SECONDS
-        while True:
+        while not self._stop.is_set():
             try:
                 batches, gap = sub.wait(_WAIT_SECONDS)
                 if gap:
@@ -166,6 +168,14 @@ class Fanout:
                 # One bad push must not end live updates for the whole process.
                 logger.exception("live: push failed")
                 time.sleep(_WAIT_SECONDS)
+
+    def stop(self) -> None:
+        """End the pusher thread and its subscription (open viewers get nothing more)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(_WAIT_SECONDS + MIN_PUSH_INTERVAL + 1)
+        if self._sub is not None:
+            self.hub.unsubscribe(self._sub)
 
     def check_sessions(self, viewers: list[Viewer]) -> list[Viewer]:
         """The viewers whose login is still valid; the others get SESSION_ENDED."""
@@ -294,3 +304,15 @@ def get_fanout(app: Flask, hub: Hub, base_url: str) -> Fanout:
         if fanout is None or fanout.pid != os.getpid() or (fanout.hub, fanout.app) != (hub, app):
             fanout = _fanouts[hub.dsn] = Fanout(app, hub, base_url)
         return fanout
+
+
+def stop_all() -> None:
+    """Stop this process's fan-outs and hubs (their LISTEN connections closed): for a server that
+    ends while its process goes on, such as the tests' in-process servers. Sockets opened later
+    start new ones."""
+    with _fanouts_lock:
+        fanouts = list(_fanouts.values())
+        _fanouts.clear()
+    for fanout in fanouts:
+        fanout.stop()
+    stop_hubs()

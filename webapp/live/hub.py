@@ -198,3 +198,12 @@ def get_hub(dsn: str) -> Hub:
         if hub is None or hub.pid != os.getpid():
             hub = _hubs[dsn] = Hub(dsn)
         return hub
+
+
+def stop_hubs() -> None:
+    """Stop every hub of this process (see webapp.live.fanout.stop_all)."""
+    with _hubs_lock:
+        hubs = list(_hubs.values())
+        _hubs.clear()
+    for hub in hubs:
+        hub.stop()
