@@ -183,23 +183,33 @@ def test_last_seen_of_a_silent_type_is_its_latest_hour(client, db):
     assert _value(seen, message_type="live") == pytest.approx(now, abs=5)
 
 
+def _latency_counts(client) -> dict[tuple[str, str], float]:
+    families = _families(client.get("/metrics").get_data(as_text=True))
+    latency = families["pacer_dashboard_http_request_duration_seconds"]
+    assert latency.type == "histogram"
+    return {
+        (s.labels["route"], s.labels["method"]): s.value
+        for s in latency.samples
+        if s.name.endswith("_count")
+    }
+
+
 def test_request_latency_is_labelled_by_route_not_path(client, db):
+    # The registry lives as long as the process (the whole test session here): compare counts.
+    before = _latency_counts(client)
     for _ in range(3):
         client.get("/healthz")
     client.get("/no/such/page-1234567")
     # Refused before the view by the CSRF check (a before_request function): timed all the same.
     assert client.post("/messages/7/acknowledge").status_code == 400
-    families = _families(client.get("/metrics").get_data(as_text=True))
-    latency = families["pacer_dashboard_http_request_duration_seconds"]
-    assert latency.type == "histogram"
-    counts = {
-        (s.labels["route"], s.labels["method"]): s.value
-        for s in latency.samples
-        if s.name.endswith("_count")
-    }
-    assert counts[("/healthz", "GET")] >= 3
-    assert counts[("unmatched", "GET")] >= 1
-    assert counts[("/messages/<int:message_id>/acknowledge", "POST")] == 1
+    counts = _latency_counts(client)
+
+    def added(route: str, method: str) -> float:
+        return counts.get((route, method), 0) - before.get((route, method), 0)
+
+    assert added("/healthz", "GET") == 3
+    assert added("unmatched", "GET") == 1
+    assert added("/messages/<int:message_id>/acknowledge", "POST") == 1
     assert not [r for r, _ in counts if "1234567" in r]
 
 
