@@ -39,7 +39,7 @@ test: install  ## start services, run every test (unit, integration, browser)
 	scripts/test.sh
 
 test-fast: install  ## the unit tests only: no PostgreSQL, RabbitMQ or browser, in seconds
-	$(VENV)/bin/pytest -m unit -q
+	$(VENV)/bin/pytest -m unit -q -n auto  # one pytest-xdist worker per core
 
 lint: install  ## ruff format --check + ruff check + layer contracts (.importlinter) + dependency scan
 	$(VENV)/bin/ruff format --check .
