@@ -28,6 +28,10 @@ stop() {
   rm -f "$file"
 }
 
-# Producers first, then the consumers, then the web.
-for name in demo-traffic demo-pacer beat flower worker web; do stop "$name"; done
+# Producers first, then the consumers, then the web tier; then any other process `make up`
+# recorded (a pid file per process), so a process added to up.sh is never left running.
+for name in demo-traffic demo-pacer beat flower worker live web; do stop "$name"; done
+for file in "$PIDS"/*.pid; do
+  [ -e "$file" ] && stop "$(basename "$file" .pid)"
+done
 scripts/services.sh stop
