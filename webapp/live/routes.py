@@ -34,7 +34,6 @@ from ..auth.scope import current_scope
 from ..auth.sessions import SESSION_ENDED_CLOSE_CODE, SESSION_ENDED_MESSAGE, current_token
 from ..errors import DomainError
 from ..extensions import db, sock
-from ..messages import queries
 from ..messages.filters import MessageFilter
 from . import bp
 from .fanout import MAX_ROWS_PER_PUSH, MIN_PUSH_INTERVAL, SESSION_ENDED, Viewer, get_fanout
@@ -65,7 +64,7 @@ def messages_socket(ws):
     try:
         filters = MessageFilter.from_args(request.args)
         scope = current_scope()
-        queries.check_filters_allowed(scope, filters)
+        scope.check_filters(filters)
     except (DomainError, HTTPException) as exc:
         ws.send(json.dumps({"type": "error", "message": _reason(exc)}))
         return

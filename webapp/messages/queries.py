@@ -107,12 +107,6 @@ def parse_limit(args: Any, default: int = DEFAULT_LIMIT) -> int:
     return int(raw)
 
 
-# ---- the gate -------------------------------------------------------------------------------------
-def check_filters_allowed(scope: Scope, filters: MessageFilter) -> None:
-    """Scope.check_filters (kept for callers not yet moved to it)."""
-    scope.check_filters(filters)
-
-
 def scoped(scope: Scope, filters: MessageFilter | None, *columns: Any):
     """`select(*columns)` over Message restricted by the scope and the filters."""
     stmt = select(*columns).select_from(Message)
