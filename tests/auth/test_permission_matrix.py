@@ -161,6 +161,21 @@ def test_message_list_free_text_is_no_oracle(who):
         assert who.seeded.hashes["B"][:12] not in text
 
 
+def test_message_count(who):
+    """The list's deferred count (`/messages/count`) counts what the persona's list shows."""
+    response = who.get("/messages/count", query_string={"acknowledged": "shown"})
+    assert response.status_code == 200
+    assert response.get_json()["count"] == len(ROWS[who.name])
+
+
+def test_message_count_of_free_text_is_no_oracle(who):
+    args = {"q": "errtextmarkb", "acknowledged": "shown"}
+    response = who.get("/messages/count", query_string=args)
+    assert response.status_code == who.get("/", query_string=args).status_code
+    if response.status_code == 200:
+        assert response.get_json()["count"] == (1 if "B" in DETAILS[who.name] else 0)
+
+
 @pytest.mark.parametrize("key", sorted(ALL))
 def test_message_detail(who, key):
     require_route(who.app, "/messages/<int:message_id>")

@@ -4,6 +4,7 @@ see new reports arrive live (only when they match), and hostile reports stay ine
 from __future__ import annotations
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.factories import report_body as body
 from tests.messages.test_pages import HOSTILE
@@ -150,6 +151,32 @@ def test_new_reports_appear_live_only_when_they_match(live_server, watched, writ
     assert str(quiet) not in rows(page)
     page.check("#live-toggle")
     page.wait_for_selector("#live-status[data-state=live]")
+    assert page.dialogs == [] and page.console_errors == []
+
+
+def test_a_large_count_arrives_after_the_rows_and_live_updates_add_to_it(
+    live_server, watched, write_reports
+):
+    """Beyond 1,000 matches the page shows "1,000+" with its rows, then the exact count (as of
+    its newest row); reports that arrive live are added to it, even before it arrived."""
+    page = watched
+    url = live_server()
+    write_reports(*(body(message_type="proposal-sync") for _ in range(1_003)))
+    page.goto(url + "/?type=proposal-sync")
+    page.wait_for_selector("#message-count[data-exact=true]")
+    assert page.locator("#message-count").inner_text() == "1,003"
+    page.wait_for_selector("#live-status[data-state=live]")
+    write_reports(body(message_type="proposal-sync"), body(message_type="user-sync"))
+    expect(page.locator("#message-count")).to_have_text("1,004", timeout=3000)
+    # Before the exact count arrives, the page holds what live updates add and sums both.
+    assert page.dialogs == [] and page.console_errors == []
+    page.route("**/messages/count*", lambda route: page.wait_for_timeout(1500) or route.continue_())
+    page.reload()
+    assert page.locator("#message-count").get_attribute("data-exact") == "pending"
+    assert page.locator("#message-count").inner_text() == "1,000+"
+    page.wait_for_selector("#live-status[data-state=live]")
+    write_reports(body(message_type="proposal-sync"))
+    expect(page.locator("#message-count")).to_have_text("1,005", timeout=5000)
     assert page.dialogs == [] and page.console_errors == []
 
 

@@ -121,13 +121,22 @@ def test_free_text_gives_the_former_rows_and_counts(client, pg, texts, monkeypat
 
 
 def test_free_text_page_shows_the_former_count(client, pg, texts, monkeypatch):
-    for cap, shown in ((10_000, None), (12, "12+")):
+    """The page counts up to QUICK_COUNT_CAP in its one trigram pass; beyond, it lists by the
+    keyset query and its deferred count is the former count up to COUNT_CAP."""
+    for quick, cap in ((10_000, 10_000), (12, 10_000), (12, 20)):
+        monkeypatch.setattr(queries, "QUICK_COUNT_CAP", quick)
         monkeypatch.setattr(queries, "COUNT_CAP", cap)
         every, count, exact = former(pg, "master.h5", cap=cap)
         html = client.get("/?q=master.h5").get_data(as_text=True)
-        assert f'data-count="{count}" data-exact="{str(exact).lower()}">{shown or count}<' in html
         listed = re.findall(r'<tr class="msg [^"]*" data-id="(\d+)"', html)
         assert [int(i) for i in listed] == every[:50]
+        if len(every) <= quick:
+            assert f'data-count="{count}" data-exact="true">{count}<' in html
+            continue
+        assert f'data-count="{quick}" data-exact="pending"' in html and f">{quick}+<" in html
+        url = re.search(r'data-count-url="([^"]+)"', html).group(1).replace("&amp;", "&")
+        deferred = client.get(url).get_json()
+        assert (deferred["count"], deferred["count_exact"]) == (count, exact)
 
 
 def test_a_rare_term_is_listed_and_counted_in_one_statement(

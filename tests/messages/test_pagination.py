@@ -96,12 +96,66 @@ def test_infinite_scroll_fragment_continues_after_the_page(client, spread):
 
 def test_counts_are_exact_up_to_the_cap_then_marked(client, monkeypatch, spread):
     html = client.get("/").get_data(as_text=True)
-    assert re.search(rf'id="message-count"[^>]*>{len(spread)}<', html)
+    assert re.search(
+        rf'id="message-count" data-count="{len(spread)}" data-exact="true">'
+        rf"{len(spread)}<",
+        html,
+    )
     monkeypatch.setattr(queries, "COUNT_CAP", 10)
-    html = client.get("/").get_data(as_text=True)
-    assert re.search(r'id="message-count" data-count="10" data-exact="false">10\+<', html)
     data = client.get("/api/v1/messages").get_json()
     assert (data["count"], data["count_exact"]) == (10, False)
+    assert client.get("/messages/count").get_json() == {
+        "count": 10,
+        "count_exact": False,
+        "text": "10+",
+    }
+
+
+def count_url(response) -> str:
+    html = response.get_data(as_text=True)
+    return re.search(r'data-count-url="([^"]+)"', html).group(1).replace("&amp;", "&")
+
+
+def test_the_page_counts_a_little_and_defers_the_rest(client, monkeypatch, spread):
+    """Beyond QUICK_COUNT_CAP the page answers with "N+" at once and names the URL of its exact
+    count (up to COUNT_CAP), as of its newest row, with its filters."""
+    monkeypatch.setattr(queries, "QUICK_COUNT_CAP", 3)
+    response = client.get("/?acknowledged=shown&limit=5")
+    html = response.get_data(as_text=True)
+    assert re.search(
+        r'id="message-count" data-count="3" data-exact="pending" data-count-url=', html
+    )
+    assert ">3+<" in html
+    url = count_url(response)
+    assert url.startswith("/messages/count?") and "as_of=" in url
+    assert "acknowledged=shown" in url and "limit" not in url
+    assert client.get(url).get_json() == {
+        "count": len(spread),
+        "count_exact": True,
+        "text": str(len(spread)),
+    }
+    # Pages further down have no live updates: their count is not pinned to a row.
+    older = re.search(r'href="(/\?[^"]*cursor=[^"]+)"', html).group(1).replace("&amp;", "&")
+    assert "as_of=" not in count_url(client.get(older))
+
+
+def test_the_deferred_count_is_as_of_the_pages_newest_row(client, write_reports, spread):
+    """Rows that arrive after the page was rendered are not in its count: live updates add
+    them on the page (otherwise they would be counted twice)."""
+    html = client.get("/?acknowledged=shown").get_data(as_text=True)
+    newest = int(re.search(r'<tr class="msg [^"]*" data-id="(\d+)"', html).group(1))
+    row = client.get(f"/api/v1/messages/{newest}").get_json()
+    as_of = queries.Cursor(datetime.fromisoformat(row["received_at"]), newest).encode()
+    write_reports(body(), now=datetime.now(UTC) + timedelta(days=400))
+    now = client.get("/messages/count?acknowledged=shown").get_json()["count"]
+    then = client.get(f"/messages/count?acknowledged=shown&as_of={as_of}").get_json()["count"]
+    assert (now, then) == (len(spread) + 1, len(spread))
+
+
+def test_a_bad_count_position_is_refused_naming_it(client, spread):
+    response = client.get("/messages/count?as_of=not-a-cursor")
+    assert response.status_code == 400
+    assert "as_of" in response.get_data(as_text=True)
 
 
 def test_count_never_scans_with_count_star_over_the_table(client, count_queries, spread):

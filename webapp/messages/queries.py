@@ -2,7 +2,8 @@
 
 Every function takes the caller's `Scope` and applies it (the one permission gate, DESIGN §7),
 then the `MessageFilter`. Lists use keyset pagination on (received_at DESC, id DESC) with opaque
-cursors; counts stop at COUNT_CAP (a LIMIT subquery, never COUNT(*) over the table).
+cursors; counts stop at COUNT_CAP (a LIMIT subquery, never COUNT(*) over the table). The list
+page counts inline only up to QUICK_COUNT_CAP and fetches a larger count after its rows are shown.
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ from .filters import MessageFilter
 
 #: Counts are exact up to here, then shown as "10,000+".
 COUNT_CAP = 10_000
+#: The list page counts up to here before it answers (a tenth of the work of COUNT_CAP: the count
+#: is what grows with the data, the keyset page does not); beyond, it shows "1,000+" at once and
+#: the exact figure up to COUNT_CAP from `/messages/count` when the rows are on screen.
+QUICK_COUNT_CAP = 1_000
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 _BIGINT_MAX = 2**63 - 1
@@ -71,8 +76,9 @@ class Cursor:
         return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
     @classmethod
-    def decode(cls, token: str) -> Cursor:
-        """The cursor of a token from `encode`; InvalidFilter (400) for anything else."""
+    def decode(cls, token: str, field: str = "cursor") -> Cursor:
+        """The cursor of a token from `encode`; InvalidFilter (400) naming `field` for anything
+        else."""
         try:
             padded = token + "=" * (-len(token) % 4)
             direction, moment, ident = (
@@ -86,8 +92,9 @@ class Cursor:
                 raise ValueError(message_id)
         except (ValueError, UnicodeError, binascii.Error):
             raise InvalidFilter(
-                "The page cursor is not valid (it may come from an old or edited link).",
-                field="cursor",
+                f"The {'page cursor' if field == 'cursor' else field} is not valid "
+                "(it may come from an old or edited link).",
+                field=field,
             ) from None
         return cls(received_at, message_id, "older" if direction == "o" else "newer")
 
@@ -134,10 +141,14 @@ def list_messages(
     filters: MessageFilter,
     cursor: Cursor | None = None,
     limit: int = DEFAULT_LIMIT,
+    count_cap: int | None = None,
 ) -> MessagePage:
-    """A page of summary rows, newest first, from `cursor` (one query)."""
+    """A page of summary rows, newest first, from `cursor` (one query). `count_cap` is the cap
+    of the count the caller makes next (COUNT_CAP by default): the first page of a free-text
+    search collects that many matches at most (see _first_text_page)."""
     if filters.q is not None and cursor is None:
-        page = _first_text_page(scope, filters, limit)
+        cap = COUNT_CAP if count_cap is None else count_cap
+        page = _first_text_page(scope, filters, limit, cap)
         if page is not None:
             return page
     order = (Message.received_at, Message.id)
@@ -177,22 +188,25 @@ def list_messages(
     return page
 
 
-def _first_text_page(scope: Scope, filters: MessageFilter, limit: int) -> MessagePage | None:
+def _first_text_page(
+    scope: Scope, filters: MessageFilter, limit: int, cap: int
+) -> MessagePage | None:
     """The first page of a free-text search and its capped count from ONE trigram pass.
 
     Listing and counting a free-text filter separately costs two GIN bitmap scans of every
     partition (a rare term such as an investigation number matches few rows, but its digit
     trigrams are in almost every row: each scan reads long posting lists). Here the matches'
-    (received_at, id), at most COUNT_CAP + 1 of them, are collected once; when they are all of
+    (received_at, id), at most `cap` + 1 of them, are collected once; when they are all of
     them (a rare term) the page is their newest `limit` rows, read by primary key, and the count
     is theirs: the same rows and count as list_messages' keyset query and count_messages. When
     the cap is reached (a common term) the matches collected are not the newest: None, and
     list_messages runs its keyset query (cheap for a common term), while the capped count is
-    kept for count_messages (not counted twice). Each row carries one more column, `matched`.
+    kept for count_messages with the same cap (not counted twice). Each row carries one more
+    column, `matched`.
     """
     hits = (
         scoped(scope, filters, Message.received_at, Message.id)
-        .limit(COUNT_CAP + 1)
+        .limit(cap + 1)
         .cte("hits")
         .prefix_with("MATERIALIZED")
     )
@@ -211,20 +225,10 @@ def _first_text_page(scope: Scope, filters: MessageFilter, limit: int) -> Messag
         .join(Message, and_(Message.id == top.c.id, Message.received_at == top.c.received_at))
         .order_by(Message.received_at.desc(), Message.id.desc())
     )
-    # The trigram pass is one GIN bitmap scan per partition: let PostgreSQL spread the
-    # partitions over parallel workers (a Parallel Append), which its row estimates for a
-    # substring (a few hundred rows) never make worth the default setup cost. For this
-    # statement only: RESET afterwards, in the same transaction.
-    for name in _PARALLEL_SETTINGS:
-        db.session.execute(text(f"SET LOCAL {name} = 0"))
-    try:
-        rows = db.session.execute(stmt).all()
-    finally:
-        for name in _PARALLEL_SETTINGS:
-            db.session.execute(text(f"RESET {name}"))
+    rows = _trigram_pass(stmt)
     value = rows[0].matched if rows else 0
-    _keep_count(scope, filters, Count(min(value, COUNT_CAP), value <= COUNT_CAP))
-    if value > COUNT_CAP:
+    _keep_count(scope, filters, cap, Count(min(value, cap), value <= cap))
+    if value > cap:
         return None
     page = MessagePage(rows[:limit])
     if len(rows) > limit:
@@ -232,21 +236,38 @@ def _first_text_page(scope: Scope, filters: MessageFilter, limit: int) -> Messag
     return page
 
 
-#: Planner costs zeroed for the free-text pass (see _first_text_page).
+#: Planner costs zeroed for a free-text pass (see _trigram_pass).
 _PARALLEL_SETTINGS = ("parallel_setup_cost", "parallel_tuple_cost")
 
 
-def _keep_count(scope: Scope, filters: MessageFilter, count: Count) -> None:
+def _trigram_pass(stmt: Any) -> list[Any]:
+    """Rows of a statement whose work is a free-text filter's GIN bitmap scans.
+
+    The trigram pass is one GIN bitmap scan per partition: let PostgreSQL spread the partitions
+    over parallel workers (a Parallel Append), which its row estimates for a substring (a few
+    hundred rows) never make worth the default setup cost. For this statement only: RESET
+    afterwards, in the same transaction."""
+    for name in _PARALLEL_SETTINGS:
+        db.session.execute(text(f"SET LOCAL {name} = 0"))
+    try:
+        return db.session.execute(stmt).all()
+    finally:
+        for name in _PARALLEL_SETTINGS:
+            db.session.execute(text(f"RESET {name}"))
+
+
+def _keep_count(scope: Scope, filters: MessageFilter, cap: int, count: Count) -> None:
     """Remember a count just computed for this request's count_messages (read once)."""
     if has_app_context():
-        g.setdefault("_message_counts", {})[filters] = (scope, count)
+        g.setdefault("_message_counts", {})[(filters, cap)] = (scope, count)
 
 
-def _kept_count(scope: Scope, filters: MessageFilter) -> Count | None:
+def _kept_count(scope: Scope, filters: MessageFilter, cap: int) -> Count | None:
     kept = g.get("_message_counts") if has_app_context() else None
-    if not kept or filters not in kept or kept[filters][0] is not scope:
+    key = (filters, cap)
+    if not kept or key not in kept or kept[key][0] is not scope:
         return None
-    return kept.pop(filters)[1]
+    return kept.pop(key)[1]
 
 
 @dataclass(frozen=True)
@@ -260,16 +281,31 @@ class Count:
         return f"{self.value:,}" if self.exact else f"{self.value:,}+"
 
 
-def count_messages(scope: Scope, filters: MessageFilter, cap: int | None = None) -> Count:
+def count_messages(
+    scope: Scope,
+    filters: MessageFilter,
+    cap: int | None = None,
+    as_of: Cursor | None = None,
+) -> Count:
     """Matching rows, counted over a LIMIT cap+1 subquery (bounded work on any table size); or
-    the count list_messages already made of a free-text search for this request."""
-    if cap is None:
-        kept = _kept_count(scope, filters)
+    the count list_messages already made of a free-text search for this request (same cap).
+
+    `as_of` counts only the rows at or below that position of the list order: the count of a
+    page whose newest row it is, whatever arrived since (live updates add those)."""
+    cap = COUNT_CAP if cap is None else cap
+    if as_of is None:
+        kept = _kept_count(scope, filters, cap)
         if kept is not None:
             return kept
-    cap = COUNT_CAP if cap is None else cap
-    sub = scoped(scope, filters, literal_column("1").label("one")).limit(cap + 1).subquery()
-    value = db.session.execute(select(func.count()).select_from(sub)).scalar_one()
+    stmt = scoped(scope, filters, literal_column("1").label("one"))
+    if as_of is not None:
+        stmt = stmt.where(
+            tuple_(Message.received_at, Message.id)
+            <= tuple_(literal(as_of.received_at), literal(as_of.id)),
+            Message.received_at <= as_of.received_at,
+        )
+    count = select(func.count()).select_from(stmt.limit(cap + 1).subquery())
+    value = _trigram_pass(count)[0][0] if filters.q is not None else db.session.scalar(count)
     return Count(min(value, cap), value <= cap)
 
 

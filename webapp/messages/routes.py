@@ -10,6 +10,7 @@ from flask import (
     Response,
     abort,
     current_app,
+    jsonify,
     redirect,
     render_template,
     request,
@@ -44,7 +45,7 @@ def index():
         request.args,
     )
     scope.check_filters(filters)
-    page = queries.list_messages(scope, filters, cursor, limit)
+    page = queries.list_messages(scope, filters, cursor, limit, count_cap=queries.QUICK_COUNT_CAP)
     rows = [presenters.summary(r, scope) for r in page.rows]
     # What every link of this page keeps: the filters and a non-default page size.
     nav_args = filters.url_args()
@@ -76,7 +77,8 @@ def index():
         page=page,
         filters=filters,
         nav_args=nav_args,
-        count=queries.count_messages(scope, filters),
+        count=queries.count_messages(scope, filters, cap=queries.QUICK_COUNT_CAP),
+        count_url=_count_url(filters, page),
         message_types=queries.message_types(scope),
         statuses=STATUSES,
         status_labels=STATUS_LABELS,
@@ -89,6 +91,31 @@ def index():
             "enabled": page.is_first,
         },
     ), (400 if refused else 200)
+
+
+def _count_url(filters: MessageFilter, page: queries.MessagePage) -> str:
+    """Where the page fetches its count beyond QUICK_COUNT_CAP: the same filters, as of the
+    page's newest row when live updates may add rows above it."""
+    args = filters.url_args()
+    if page.is_first and page.rows:
+        top = page.rows[0]
+        args["as_of"] = queries.Cursor(top.received_at, top.id).encode()
+    return url_for("messages.count", **args)
+
+
+@bp.get("/messages/count")
+def count():
+    """How many messages match the list's filters, exact up to COUNT_CAP (JSON). The list page
+    asks for it once its rows are shown, when its own quick count stopped at QUICK_COUNT_CAP."""
+    scope = current_scope()
+    filters = MessageFilter.from_args(request.args)
+    token = (request.args.get("as_of") or "").strip()
+    as_of = queries.Cursor.decode(token, field="as_of") if token else None
+    scope.check_filters(filters)
+    counted = queries.count_messages(scope, filters, as_of=as_of)
+    response = jsonify({"count": counted.value, "count_exact": counted.exact, "text": str(counted)})
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
 
 
 @bp.get("/messages/<int:message_id>")

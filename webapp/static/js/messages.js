@@ -309,19 +309,54 @@
     }, 4000);
   };
 
-  Live.prototype.bump = function (added) {
-    if (!this.counter || this.counter.getAttribute("data-exact") !== "true") { return; }
-    var value = parseInt(this.counter.getAttribute("data-count"), 10) + added;
-    if (value > 10000) {
-      this.counter.setAttribute("data-exact", "false");
-      this.counter.textContent = "10,000+";
-    } else {
-      this.counter.setAttribute("data-count", String(value));
-      this.counter.textContent = value.toLocaleString("en-US");
+  Live.prototype.bump = function (added) { addToCount(this.counter, added); };
+
+  // ---- the count -------------------------------------------------------------------------------
+  // The page counts up to 1,000 before it answers; beyond, it shows "1,000+" (data-exact
+  // "pending") and fetches the count up to 10,000, as of its newest row, once the rows are shown.
+  // Rows live updates add meanwhile are kept in data-added and added to that count.
+  var COUNT_CAP = 10000;
+
+  function showCount(counter, value, exact) {
+    if (exact && value > COUNT_CAP) { value = COUNT_CAP; exact = false; }
+    counter.setAttribute("data-count", String(value));
+    counter.setAttribute("data-exact", exact ? "true" : "false");
+    counter.textContent = value.toLocaleString("en-US") + (exact ? "" : "+");
+  }
+
+  function addToCount(counter, added) {
+    if (!counter) { return; }
+    var state = counter.getAttribute("data-exact");
+    if (state === "pending") {
+      var before = parseInt(counter.getAttribute("data-added") || "0", 10);
+      counter.setAttribute("data-added", String(before + added));
+    } else if (state === "true") {
+      showCount(counter, parseInt(counter.getAttribute("data-count"), 10) + added, true);
     }
-  };
+  }
+
+  function fetchCount(counter) {
+    var url = counter.getAttribute("data-count-url");
+    var settle = function (data) {
+      var added = parseInt(counter.getAttribute("data-added") || "0", 10);
+      counter.removeAttribute("data-added");
+      counter.removeAttribute("title");
+      if (data && typeof data.count === "number") {
+        showCount(counter, data.count + (data.count_exact ? added : 0), data.count_exact);
+      } else {
+        counter.setAttribute("data-exact", "false");  // keep the quick count ("1,000+")
+      }
+    };
+    window.fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (response) { return response.ok ? response.json() : null; })
+      .then(settle, function () { settle(null); });
+  }
 
   document.addEventListener("DOMContentLoaded", function () {
+    var counter = document.getElementById("message-count");
+    if (counter && counter.getAttribute("data-exact") === "pending" && window.fetch) {
+      fetchCount(counter);
+    }
     var config = readConfig();
     if (config && config.enabled && document.getElementById("live-toggle") && window.WebSocket) {
       var live = new Live(config);
