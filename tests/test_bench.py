@@ -63,6 +63,8 @@ def test_queries_benchmark_loads_measures_and_explains(results):
     assert again["data"]["reused"]
     names = {r["name"] for r in out["results"]}
     assert {"list: first page, no filter", "trace", "stats (30 days)"} <= names
+    counts = [r for r in out["results"] if r["kind"] == "count"]
+    assert len(counts) == 4 and all(r["target"].startswith("informational") for r in counts)
     csv = next(r for r in out["results"] if r["kind"] == "csv")
     assert csv["rows"] > 0
     explained = (results / "queries-explain.txt").read_text()
