@@ -117,9 +117,11 @@ def test_long_ranges_give_the_former_answers(app, db, months, scope_of):
     assert everything["summary"]["total"] > 0
 
 
-def test_all_history_reads_no_row_twice_for_types_and_heatmap(client, months, db):
-    """The /stats page of all history reads the range's rollup rows twice (tiles, series), no
-    more: the heatmap comes from the series' rows, the type choices from index probes."""
+def test_all_history_reads_the_daily_rows_once_and_sums_weeks_in_sql(client, months, db):
+    """The /stats page of all history reads the range's daily rows once, for its weekly series,
+    summed into weeks by the database (not ~7 times more (day, type) rows summed here); the
+    tiles and the heatmap take the whole months from the monthly rows, the type choices come
+    from index probes."""
     from sqlalchemy import event
 
     statements: list[str] = []
@@ -134,9 +136,61 @@ def test_all_history_reads_no_row_twice_for_types_and_heatmap(client, months, db
     finally:
         event.remove(db.engine, "before_cursor_execute", before)
     summing = [s for s in statements if "message_stats_daily" in s and "sum(" in s]
-    # The tiles and the series; before, the heatmap as well (weeks do not nest in months).
-    assert len(summing) == 2, summing
+    # The tiles, the series and the heatmap; only the series reads the whole range's days.
+    assert len(summing) == 3, summing
+    days_only = [s for s in summing if "message_stats_monthly" not in s]
+    assert len(days_only) == 1, days_only
+    assert "date_bin(" in days_only[0]
     assert not [s for s in statements if "DISTINCT" in s and "message_stats" in s]
+
+
+@pytest.mark.parametrize("scope_of", [admin_scope, restricted])
+def test_weekly_rows_are_weeks(app, db, months, scope_of):
+    """The weekly series' rows are summed per UTC week by the database (date_bin): the same
+    sums as utc_trunc('week') of the same rows, including hourly edge rows and restricted
+    scopes."""
+    from webapp.stats.queries import _series
+
+    until = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    scope = scope_of()
+    with app.test_request_context():
+        for flt in filters(until):
+            out, (unit, rows) = _series(scope, flt)
+            if out["granularity"] != "week":
+                continue
+            assert unit == "week"
+            got = {(w.astimezone(UTC), m): (int(n), int(e)) for w, m, n, e in rows}
+            assert len(got) == len(rows)
+            assert got == former_series_rows(scope, flt, "week"), flt
+            assert all(w.weekday() == 0 and w.hour == 0 for w, _ in got), flt
+
+
+def test_stats_reads_run_without_parallel_workers(client, months, db):
+    """/stats and /api/v1/stats plan their rollup reads without parallel workers (a Gather's
+    start-up costs more than their few thousand rows), and leave the setting as it was."""
+    from sqlalchemy import event
+
+    seen: list[tuple[str, str]] = []
+
+    def before(conn, cursor, statement, parameters, context, executemany):
+        if "message_stats" in statement or "error_group" in statement:
+            with cursor.connection.cursor() as probe:
+                probe.execute("SHOW max_parallel_workers_per_gather")
+                seen.append((probe.fetchone()[0], statement))
+
+    default = db.session.execute(db.text("SHOW max_parallel_workers_per_gather")).scalar()
+    db.session.rollback()
+    assert default != "0"
+    for url in ("/stats?range=all", "/stats", "/api/v1/stats", "/api/v1/stats?range=all"):
+        seen.clear()
+        event.listen(db.engine, "before_cursor_execute", before)
+        try:
+            assert client.get(url).status_code == 200
+        finally:
+            event.remove(db.engine, "before_cursor_execute", before)
+        assert seen, url
+        assert {setting for setting, _ in seen} == {"0"}, url
+    assert db.session.execute(db.text("SHOW max_parallel_workers_per_gather")).scalar() == default
 
 
 @pytest.mark.parametrize("scope_of", [admin_scope, restricted])

@@ -23,6 +23,8 @@ user's scope and the filter:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -65,9 +67,34 @@ def answers_from_rollups(scope: Scope) -> bool:
     return all(key in ROLLUP_IDENTIFIERS for rule in scope.rules for key, _ in rule.identifiers)
 
 
+@contextmanager
+def serial_plans() -> Iterator[None]:
+    """Statements inside are planned without parallel workers (SET LOCAL, RESET afterwards in
+    the same transaction; an error rolls the transaction, and the setting, back).
+
+    The statistics' reads are a few thousand rollup rows each (tiles, 30-day series, error
+    groups), but at 5,000,000 messages their indexes pass the planner's parallel thresholds:
+    a Gather of two workers whose start-up (~8 ms on the 2-core bench machine, more when it is
+    busy) costs more than the ~4 ms of work, and made /api/v1/stats (30 days) 1.6x slower at
+    5,000,000 rows than at 1,000,000 (bench/README.md). Results are the same either way."""
+    db.session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
+    yield
+    db.session.execute(text("RESET max_parallel_workers_per_gather"))
+
+
 def utc_trunc(unit: str, column):
     """date_trunc in UTC whatever the session time zone."""
     return func.timezone("UTC", func.date_trunc(unit, func.timezone("UTC", column)))
+
+
+#: A Monday, 00:00 UTC: the origin of utc_week's 7-day bins.
+_WEEK_ORIGIN = literal_column("TIMESTAMPTZ '2000-01-03 00:00:00+00'")
+
+
+def utc_week(column):
+    """The UTC week (Monday 00:00 UTC) of a timestamptz: utc_trunc("week", column), with one
+    function call per row instead of three (date_bin floors times before its origin too)."""
+    return func.date_bin(literal_column("INTERVAL '7 days'"), column, _WEEK_ORIGIN)
 
 
 def message_where(scope: Scope, flt: StatsFilter) -> list:
@@ -381,31 +408,24 @@ def series(scope: Scope, flt: StatsFilter) -> dict[str, Any]:
 
 
 def _series(scope: Scope, flt: StatsFilter) -> tuple[dict[str, Any], tuple[str, list]]:
-    """series() and its rows: (unit, [(step, message type, total, errored)]). Weeks are summed
-    here from day rows (whole days nest in weeks), so that the heatmap can sum the same rows
-    into months instead of reading the range again (weeks do not nest in months)."""
+    """series() and its rows: (unit, [(step, message type, total, errored)]), summed per step
+    by the database. Weeks are grouped with date_bin (one function call per row, where
+    utc_trunc takes three) and returned as weeks: the heatmap then reads months itself (weeks
+    do not nest in months), from the monthly rows, which is cheaper than returning the ~7 times
+    more (day, type) rows of a long range to sum them here."""
     first = first_bucket(scope, flt, stats_source, MessageStat)
     unit = granularity(flt, first)
     src = stats_source(scope, flt, hourly_only=unit == "hour", whole_months=unit == "month")
-    read = "day" if unit == "week" else unit
-    t = utc_trunc(read, src.c.bucket)
+    t = utc_week(src.c.bucket) if unit == "week" else utc_trunc(unit, src.c.bucket)
     rows = db.session.execute(
         select(t, src.c.message_type, func.sum(src.c.total), func.sum(src.c.errored))
         .group_by(t, src.c.message_type)
         .order_by(t)
     ).all()
-    steps = rows
-    if read != unit:
-        sums: dict[tuple[datetime, str], list[int]] = {}
-        for when, message_type, total, errored in rows:
-            cell = sums.setdefault((_trunc_py(when, unit), message_type), [0, 0])
-            cell[0] += int(total)
-            cell[1] += int(errored)
-        steps = [(m, t, n, e) for (m, t), (n, e) in sums.items()]
     axis = time_axis(flt, first, unit)
     index = {m: i for i, m in enumerate(axis)}
     types: dict[str, dict[str, list]] = {}
-    for when, message_type, total, errored in steps:
+    for when, message_type, total, errored in rows:
         i = index.get(when.astimezone(UTC))
         if i is None:
             continue
@@ -419,7 +439,7 @@ def _series(scope: Scope, flt: StatsFilter) -> tuple[dict[str, Any], tuple[str, 
         "buckets": [m.isoformat() for m in axis],
         "types": dict(sorted(types.items())),
     }
-    return out, (read, rows)
+    return out, (unit, rows)
 
 
 def heatmap(
@@ -428,7 +448,8 @@ def heatmap(
     """Error rate per message type and calendar month (UTC) of the range.
 
     `series_rows` (unit, rows of _series) saves its query when their steps nest in months
-    (hour, day, month: always, _series reads weeks as days)."""
+    (hour, day, month); weekly series' rows do not, so their heatmap reads the range's whole
+    months from the monthly rows."""
     if series_rows is not None and series_rows[0] in ("hour", "day", "month"):
         sums: dict[tuple[datetime, str], list[int]] = {}
         for when, message_type, total, errored in series_rows[1]:

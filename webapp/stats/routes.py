@@ -34,14 +34,16 @@ def _report(scope: Scope, flt: StatsFilter) -> dict[str, Any]:
 def index():
     scope = current_scope()
     flt, form = page_filter(scope)
-    report = _report(scope, flt)
+    with queries.serial_plans():
+        report = _report(scope, flt)
+        types = queries.message_types(scope, flt)
     return render_template(
         "stats/index.html",
         **form,
         report=report,
         flt=flt,
         ranges=list(RANGES),
-        types=queries.message_types(scope, flt),
+        types=types,
         top_args=replace(flt, include_acknowledged=True).message_args(),
     ), (400 if form["refused"] else 200)
 
@@ -60,4 +62,7 @@ def index():
 def api_stats():
     """Tiles, series per type, monthly heatmap and top error groups (JSON)."""
     scope = current_scope()
-    return jsonify(_report(scope, parse_filter(scope)))
+    flt = parse_filter(scope)
+    with queries.serial_plans():
+        report = _report(scope, flt)
+    return jsonify(report)
