@@ -115,3 +115,14 @@ def test_compose_services_have_healthchecks_and_named_volumes():
         assert "healthcheck" in spec["services"][name], name
     assert {"pgdata", "rabbitmqdata"} <= set(spec["volumes"])
     assert "management" in spec["services"]["rabbitmq"]["image"]
+
+
+def test_the_compose_demo_takes_its_silenced_types_from_the_environment():
+    """README "Alerts": in compose, `flask demo silence` writes a file the demo container does
+    not see; PACER_DEMO_SILENCE reaches the demo PACER, with every other app setting."""
+    import yaml
+
+    spec = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    demo = spec["services"]["demo"]["environment"]
+    assert demo["PACER_DEMO_SILENCE"] == "${PACER_DEMO_SILENCE:-}"
+    assert set(spec["x-app"]["environment"]) <= set(demo)
