@@ -8,7 +8,6 @@ session uses its own database (`pd_test_<pid>`), created and migrated here, drop
 from __future__ import annotations
 
 import os
-import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,9 +17,9 @@ import pytest
 
 from tests.processes import (
     Process,
-    free_port,
     process_command,
     process_environ,
+    serve,
     wait_for,
 )
 
@@ -259,24 +258,14 @@ def live_server(test_db_name, tmp_path, db):
     started: list[Process] = []
 
     def start(workers: int = 1, **env_extra: str) -> str:
-        port = free_port()
         env = process_environ(
             test_db_name, SECRET_KEY="test-secret-" + uuid.uuid4().hex, **env_extra
         )
         env.setdefault("RUN_DIR", str(tmp_path / "run"))
-        env["WEB_BIND"] = f"127.0.0.1:{port}"
         env["WEB_WORKERS"] = str(workers)
-        proc = Process(process_command("web"), env, tmp_path / f"gunicorn-{port}.log").start()
+        proc = serve("web", env, tmp_path / "gunicorn-{port}.log")
         started.append(proc)
-
-        def up() -> bool:
-            if not proc.alive:
-                raise AssertionError(proc.output()[-3000:])
-            with socket.socket() as s:
-                return s.connect_ex(("127.0.0.1", port)) == 0
-
-        wait_for(up, 30, "gunicorn")
-        return f"http://127.0.0.1:{port}"
+        return f"http://127.0.0.1:{proc.port}"
 
     yield start
     for proc in started:

@@ -110,6 +110,33 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+#: The setting that gives each serving process its address (webapp/processes.py).
+BIND_SETTINGS = {"web": "WEB_BIND", "live": "LIVE_BIND"}
+
+
+def serve(name: str, env: dict[str, str], log: Path, port: int | None = None) -> Process:
+    """Process `name` ("web" or "live") as users start it, on 127.0.0.1:`port` (a free port when
+    None), its log in `log` ({port} filled in); returned once it accepts connections, its port
+    in `.port`. If it exits first, AssertionError with the end of its log."""
+    port = port or free_port()
+    env = {**env, BIND_SETTINGS[name]: f"127.0.0.1:{port}"}
+    proc = Process(process_command(name), env, Path(str(log).format(port=port))).start()
+    proc.port = port
+
+    def up() -> bool:
+        if not proc.alive:
+            raise AssertionError(proc.output()[-3000:])
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", port)) == 0
+
+    try:
+        wait_for(up, 30, f"the {name} process on port {port}")
+    except BaseException:
+        proc.stop()
+        raise
+    return proc
+
+
 @contextmanager
 def serve_in_process(app) -> Iterator[Any]:
     """`app` on a threaded werkzeug server in this process (flask-sock works on it), for tests

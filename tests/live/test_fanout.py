@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from tests.factories import report_body as body
-from webapp.live.fanout import SESSION_ENDED, Fanout, Viewer
+from webapp.live.fanout import SESSION_ENDED, Fanout, Frame, Viewer, text_frame
 from webapp.live.hub import Batch, Hub
 from webapp.messages.filters import MessageFilter
 
@@ -38,10 +38,12 @@ def test_one_render_per_distinct_filters_and_scope(app, write_reports, count_que
     assert fanout.stats.frames == 50
     firsts = [v.take(0) for v in viewers]
     assert all(len(f) == 1 for f in firsts[:50]) and all(f == [] for f in firsts[50:])
-    # Every socket of a group gets the very same encoded frame.
+    # Every socket of a group gets the very same frame, encoded to wire bytes once.
     assert len({id(f[0]) for f in firsts[:30]}) == 1
     assert len({id(f[0]) for f in firsts[30:50]}) == 1
-    assert '"ids": [' in firsts[0][0] and str(ids[0]) in firsts[0][0]
+    frame = firsts[0][0]
+    assert isinstance(frame, Frame) and frame.wire == wsproto_text_frame(frame.text)
+    assert '"ids": [' in frame.text and str(ids[0]) in frame.text
 
 
 def test_a_viewer_whose_session_ended_is_told_and_gets_no_frame(app, write_reports):
@@ -57,6 +59,29 @@ def test_a_viewer_whose_session_ended_is_told_and_gets_no_frame(app, write_repor
 def test_a_client_that_does_not_read_is_told_it_missed_frames():
     viewer = Viewer(MessageFilter(), None, None)
     for n in range(100):
-        viewer.put(f'{{"n": {n}}}')
+        viewer.put(Frame(f'{{"n": {n}}}'))
     items = viewer.take(0)
-    assert len(items) <= 33 and items[0] == '{"type": "gap"}' and items[-1] == '{"n": 99}'
+    assert len(items) <= 33 and items[0].text == '{"type": "gap"}'
+    assert items[-1].text == '{"n": 99}'
+
+
+def wsproto_text_frame(text: str) -> bytes:
+    """What simple-websocket (wsproto, server side, no extension) sends for `text`."""
+    from wsproto import ConnectionType, WSConnection
+    from wsproto.events import AcceptConnection, Request, TextMessage
+
+    server, client = WSConnection(ConnectionType.SERVER), WSConnection(ConnectionType.CLIENT)
+    server.receive_data(client.send(Request(host="localhost", target="/ws/messages")))
+    list(server.events())
+    server.send(AcceptConnection())
+    return server.send(TextMessage(data=text))
+
+
+def test_a_frame_is_encoded_once_to_the_bytes_wsproto_would_send():
+    # Every length form of RFC 6455 (7-bit, 16-bit, 64-bit), multi-byte UTF-8 included.
+    for size in (0, 1, 125, 126, 127, 65535, 65536, 200_000):
+        text = ("é" * size)[: size - size // 2] + "x" * (size // 2)
+        assert text_frame(text) == wsproto_text_frame(text), size
+        frame = Frame(text)
+        assert frame.wire == wsproto_text_frame(text) and not frame.closes
+    assert Frame('{"type": "error", "message": "no"}').closes

@@ -6,14 +6,17 @@ from __future__ import annotations
 import http.client
 import json
 import socket
+import time
 import uuid
 
 import pytest
 from simple_websocket import Client
+from wsproto import ConnectionType, WSConnection
+from wsproto.events import Request, TextMessage
 
 from tests.factories import report_body as body
 from tests.live.test_socket import _closed_with, frames, ids_in, listeners
-from tests.processes import Process, free_port, process_command, process_environ, wait_for
+from tests.processes import Process, process_environ, serve
 
 pytestmark = pytest.mark.slow
 
@@ -23,23 +26,13 @@ def live_process(test_db_name, tmp_path):
     started: list[Process] = []
 
     def start(**env_extra: str) -> str:
-        port = free_port()
         env = process_environ(
             test_db_name, SECRET_KEY="test-secret-" + uuid.uuid4().hex, **env_extra
         )
         env.setdefault("RUN_DIR", str(tmp_path / "run"))
-        env["LIVE_BIND"] = f"127.0.0.1:{port}"
-        proc = Process(process_command("live"), env, tmp_path / f"live-{port}.log").start()
+        proc = serve("live", env, tmp_path / "live-{port}.log")
         started.append(proc)
-
-        def up() -> bool:
-            if not proc.alive:
-                raise AssertionError(proc.output()[-3000:])
-            with socket.socket() as s:
-                return s.connect_ex(("127.0.0.1", port)) == 0
-
-        wait_for(up, 30, "live process")
-        return f"ws://127.0.0.1:{port}"
+        return f"ws://127.0.0.1:{proc.port}"
 
     yield start
     for proc in started:
@@ -121,3 +114,61 @@ def test_the_live_process_checks_the_origin_and_never_compresses(live_process):
     # A browser offers permessage-deflate: compressing each frame once per socket would undo
     # the one render per group, so the server declines it.
     assert "sec-websocket-extensions" not in headers
+
+
+def test_a_client_that_reads_slowly_gets_whole_frames(live_process, write_reports):
+    """Frames of ~0.4 MB to a client that does not read for a while (its receive window is
+    small, so they wait in the server's send buffer): each goes out whole. simple-websocket
+    wrote with one `sock.send`, which on gevent's sockets may write only part of the data and
+    drop the rest: the stream became garbage and the browser closed the socket."""
+    port = int(live_process().rsplit(":", 1)[1])
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(10)
+    sock.connect(("127.0.0.1", port))
+    ws = WSConnection(ConnectionType.CLIENT)
+    sock.sendall(ws.send(Request(host=f"127.0.0.1:{port}", target="/ws/messages")))
+    texts: list[str] = []
+
+    def read(until) -> None:
+        parts: list[str] = []
+        deadline = time.monotonic() + 30
+        while not until():
+            assert time.monotonic() < deadline, f"{len(texts)} frames, then nothing readable"
+            data = sock.recv(65536)
+            assert data, "the server closed the socket"
+            ws.receive_data(data)  # a torn frame: RemoteProtocolError, or garbage below
+            for event in ws.events():
+                if isinstance(event, TextMessage):
+                    parts.append(event.data)
+                    if event.message_finished:
+                        texts.append("".join(parts))
+                        parts.clear()
+
+    try:
+        read(lambda: texts)
+        assert json.loads(texts.pop(0))["type"] == "hello"
+        # Long identifiers: ~3.7 KB a row, 100 rows a frame; 12 frames, more than the server's
+        # send buffer can hold (at most 4 MB: net.ipv4.tcp_wmem).
+        long = {f"key{n}": f"{n}" + "v" * 600 for n in range(8)}
+        written: list[int] = []
+        for _ in range(12):
+            written += write_reports(*[body(object_identifiers=long) for _ in range(100)])
+            time.sleep(0.8)  # one push each, sent while the client reads nothing
+        time.sleep(1)
+        shown_or_counted = 0
+
+        def all_arrived() -> bool:
+            nonlocal shown_or_counted
+            while texts:
+                frame = json.loads(texts.pop(0))  # a torn frame is not JSON
+                sizes.append(len(json.dumps(frame)))
+                shown_or_counted += frame.get("total", 0)
+            return shown_or_counted >= len(written)
+
+        sizes: list[int] = []
+        read(all_arrived)
+        assert shown_or_counted == len(written)
+        assert max(sizes) > 300_000, "frames of a few hundred KB"
+    finally:
+        sock.close()

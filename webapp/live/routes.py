@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 
 from flask import current_app, request
@@ -36,7 +37,14 @@ from ..errors import DomainError
 from ..extensions import db, sock
 from ..messages.filters import MessageFilter
 from . import bp
-from .fanout import MAX_ROWS_PER_PUSH, MIN_PUSH_INTERVAL, SESSION_ENDED, Viewer, get_fanout
+from .fanout import (
+    MAX_ROWS_PER_PUSH,
+    MIN_PUSH_INTERVAL,
+    SESSION_ENDED,
+    Frame,
+    Viewer,
+    get_fanout,
+)
 from .hub import get_hub
 from .limits import CLOSE_TRY_AGAIN_LATER, SocketLimitReached, get_slots
 
@@ -86,6 +94,7 @@ def messages_socket(ws):
 
 def _subscribe_and_serve(ws, viewer: Viewer) -> None:
     app = current_app._get_current_object()
+    _whole_writes(ws)
     fanout = get_fanout(app, get_hub(_listen_dsn()), request.url_root)
     fanout.add(viewer)
     try:
@@ -112,13 +121,54 @@ def _serve(ws, viewer: Viewer) -> None:
                 ws.send(json.dumps({"type": "error", "message": SESSION_ENDED_MESSAGE}))
                 ws.close(reason=SESSION_ENDED_CLOSE_CODE, message="session ended")
                 return
-            ws.send(item)
+            _send_frame(ws, item)
             last_send = time.monotonic()
-            if item.startswith('{"type": "error"'):
+            if item.closes:
                 return
         if not items and time.monotonic() - last_send > KEEPALIVE_SECONDS:
             ws.send(json.dumps({"type": "ping"}))
             last_send = time.monotonic()
+
+
+def _send_frame(ws, frame: Frame) -> None:
+    """Write the fan-out's already encoded frame: the same bytes for every socket of its group
+    (simple-websocket's `send` would encode the text again, once per socket)."""
+    if not ws.connected:
+        raise ConnectionClosed(ws.close_reason, ws.close_message)
+    try:
+        ws.sock.sendall(frame.wire)
+    except OSError as exc:
+        ws.connected = False
+        raise ConnectionClosed(ws.close_reason, ws.close_message) from exc
+
+
+class _WholeWrites:
+    """The socket as simple-websocket sees it, with `send` writing everything, one writer at a
+    time. simple-websocket writes with `sock.send`, which may write only part of the data: on
+    gevent's sockets (the live process) a ~100 KB frame to a client whose buffers are full went
+    out truncated and the rest of the stream was garbage. Here every write is whole, and the
+    handler's frames and the reader's replies (pong, close) never interleave."""
+
+    def __init__(self, sock):
+        self._sock = sock
+        self._lock = threading.Lock()
+
+    def send(self, data, *args) -> int:
+        with self._lock:
+            self._sock.sendall(data, *args)
+        return len(data)
+
+    def sendall(self, data, *args) -> None:
+        with self._lock:
+            self._sock.sendall(data, *args)
+
+    def __getattr__(self, name):
+        return getattr(self._sock, name)
+
+
+def _whole_writes(ws) -> None:
+    if not isinstance(ws.sock, _WholeWrites):
+        ws.sock = _WholeWrites(ws.sock)
 
 
 def _listen_dsn() -> str:
