@@ -243,6 +243,9 @@ class Settings:
     SMTP_USER: str = ""
     SMTP_PASSWORD: str = ""
     SMTP_TIMEOUT: int = 10
+    #: PEM file of the CA certificates the SMTP server's certificate is verified against on
+    #: STARTTLS (an internal CA); empty = the system's trust store.
+    SMTP_CA_FILE: str = ""
     #: From: address of alert e-mails (required when SMTP_HOST is set).
     ALERT_MAIL_FROM: str = ""
     #: Seconds between two evaluations of the alert rules by beat (at most 60).
@@ -477,6 +480,8 @@ class Settings:
             )
         if self.SMTP_USER and not self.SMTP_PASSWORD:
             raise ConfigError("SMTP_PASSWORD: required when SMTP_USER is set")
+        if self.SMTP_CA_FILE:
+            _ca_file("SMTP_CA_FILE", self.SMTP_CA_FILE)
 
 
 #: Longest exchange name AMQP can carry (a short string: 255 bytes).
@@ -557,6 +562,21 @@ def _item_path(raw: str) -> None:
             f"PANOSC_ITEM_PATH: {problem}, e.g. /items/{{name}}/{{visit_id}} or /items/{{name}}; "
             f"got {raw!r}"
         )
+
+
+def _ca_file(name: str, path: str) -> None:
+    """A PEM file of CA certificates that TLS connections can be verified against."""
+    import ssl
+
+    try:
+        ssl.create_default_context(cafile=path)
+    except ssl.SSLError as exc:
+        problem = f"holds no PEM certificate that can be loaded ({exc.reason or exc})"
+    except OSError as exc:
+        problem = f"cannot be read ({exc.strerror or exc})"
+    else:
+        return
+    raise ConfigError(f"{name}: {path!r} {problem}; expected a PEM file of CA certificates")
 
 
 def _bind(name: str, raw: str) -> None:

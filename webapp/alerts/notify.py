@@ -105,7 +105,9 @@ def send_email(settings, to: str, subject_: str, body: str) -> None:
         ) as smtp:
             smtp.ehlo()
             if settings.SMTP_STARTTLS:
-                smtp.starttls(context=ssl.create_default_context())
+                # Certificate and host name verified, against SMTP_CA_FILE or the system's store.
+                context = ssl.create_default_context(cafile=settings.SMTP_CA_FILE or None)
+                smtp.starttls(context=context)
                 smtp.ehlo()
             if settings.SMTP_USER:
                 smtp.login(settings.SMTP_USER, settings.SMTP_PASSWORD)
