@@ -209,7 +209,10 @@ def test_whole_months_days_and_hours_equal_the_hourly_computation(
         datetime.fromisoformat(since), datetime.fromisoformat(until), whole_months=True
     )
     reads_monthly = any(level == "month" for level, _, _ in levels)
-    assert any("message_stats_monthly" in s for s in statements) == reads_monthly
+    # The tiles may also read a month minus its days outside the range (signed_levels).
+    signed = queries.signed_levels(datetime.fromisoformat(since), datetime.fromisoformat(until))
+    tiles_monthly = any(level == "month" for _, level, _, _ in signed)
+    assert any("message_stats_monthly" in s for s in statements) == tiles_monthly
     assert any("error_group_stats_monthly" in s for s in statements) == reads_monthly
     monkeypatch.setattr(queries, "split_range", _hourly_only)
     for url in MONTH_URLS:
@@ -265,3 +268,107 @@ def test_split_levels_takes_whole_utc_months():
     assert queries.split_levels(feb, apr, hourly_only=True, whole_months=True) == [
         ("hour", feb, apr)
     ]
+
+
+def _hours(level, lo, hi):
+    out, t = [], lo
+    while t < hi:
+        out.append(t)
+        t += timedelta(hours=1)
+    return out
+
+
+def test_signed_levels_cover_each_hour_of_the_range_once():
+    """Every hour of [since, until) is counted once by the signed parts, no hour outside it,
+    whatever the edges; parts are whole buckets of their level; and no more buckets are read
+    than split_levels reads (month = 1, day = 1, hour = 1)."""
+    import random
+    from collections import Counter
+
+    def cost(parts):
+        n = 0
+        for level, lo, hi in parts:
+            if level == "month":
+                n += (hi.year - lo.year) * 12 + hi.month - lo.month
+            else:
+                n += (hi - lo) // timedelta(hours=1 if level == "hour" else 24)
+        return n
+
+    rng = random.Random(17)
+    base = datetime(2024, 1, 1, tzinfo=UTC)
+    for _ in range(3000):
+        since = base + timedelta(hours=rng.randrange(24 * 800))
+        span = rng.choice(
+            [rng.randrange(1, 50), rng.randrange(1, 24 * 40), rng.randrange(24 * 800)]
+        )
+        until = since + timedelta(hours=span + 1)
+        signed = queries.signed_levels(since, until)
+        counted = Counter()
+        for sign, level, lo, hi in signed:
+            assert lo < hi
+            if level != "hour":
+                assert lo == lo.replace(hour=0) and hi == hi.replace(hour=0)
+            if level == "month":
+                assert lo.day == 1 and hi.day == 1
+            for hour in _hours(level, lo, hi):
+                counted[hour] += sign
+        assert {h: n for h, n in counted.items() if n} == dict.fromkeys(
+            _hours("hour", since, until), 1
+        ), (since, until)
+        natural = queries.split_levels(since, until, whole_months=True)
+        assert cost([p[1:] for p in signed]) <= cost(natural), (since, until)
+
+
+def test_thirty_days_tiles_read_a_month_minus_days_and_few_hours():
+    """A 30-day range from 01:00 (no whole month in it): the tiles read the month it mostly
+    covers minus the days before it, and the day of its first hour minus that hour, not 29
+    days and 23 hours."""
+    since = datetime(2026, 11, 5, 1, tzinfo=UTC)
+    until = datetime(2026, 12, 5, 2, tzinfo=UTC)
+    day, nov, dec = (
+        timedelta(days=1),
+        datetime(2026, 11, 1, tzinfo=UTC),
+        datetime(2026, 12, 1, tzinfo=UTC),
+    )
+    assert sorted(queries.signed_levels(since, until)) == sorted(
+        [
+            (1, "month", nov, dec),
+            (-1, "day", nov, datetime(2026, 11, 5, tzinfo=UTC)),
+            (-1, "hour", datetime(2026, 11, 5, tzinfo=UTC), since),
+            (1, "day", dec, dec + 4 * day),
+            (1, "hour", dec + 4 * day, until),
+        ]
+    )
+    # Without a whole day, hours as before.
+    t = datetime(2026, 3, 10, 22, tzinfo=UTC)
+    assert queries.signed_levels(t, t + timedelta(hours=9)) == [
+        (1, "hour", t, t + timedelta(hours=9))
+    ]
+
+
+@pytest.mark.parametrize(
+    ("since", "until"),
+    [
+        # a month minus its last days (data on 2026-02-28 subtracted)
+        ("2026-01-31T12:00:00Z", "2026-02-27T00:00:00Z"),
+        # a day minus its first hours (Feb 1 00:05 subtracted), February, a day minus its last
+        # hours (Mar 17 18:45 subtracted), March minus its last days (Mar 31 22:15 subtracted)
+        ("2026-02-01T03:00:00Z", "2026-03-17T14:00:00Z"),
+        # February minus its first days (Feb 1 00:05 subtracted), March
+        ("2026-02-03T02:00:00Z", "2026-03-31T23:00:00Z"),
+    ],
+)
+def test_signed_tiles_equal_the_hourly_computation(
+    client, db, month_spread, monkeypatch, since, until
+):
+    """Tiles read as a month or day minus what lies outside the range (with rows in the parts
+    subtracted) answer what summing the hourly rows answers, for the page and the API."""
+    args = f"since={since}&until={until}"
+    signed = queries.signed_levels(datetime.fromisoformat(since), datetime.fromisoformat(until))
+    assert any(sign < 0 for sign, _, _, _ in signed)
+    urls = ["/api/v1/stats?{}", "/api/v1/stats?{}&instrument=BL06", "/stats?{}"]
+    with no_messages_scan(db.engine):
+        mixed = [client.get(u.format(args)).get_data(True) for u in urls]
+    assert '"total":0' not in mixed[0].replace(" ", "")
+    monkeypatch.setattr(queries, "split_range", _hourly_only)
+    assert [client.get(u.format(args)).get_data(True) for u in urls] == mixed

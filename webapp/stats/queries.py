@@ -170,11 +170,87 @@ def split_levels(
     return levels
 
 
+def _month_len(month: datetime) -> int:
+    return (_next_month(month) - month).days
+
+
+def signed_levels(since: datetime, until: datetime) -> list[tuple[int, str, datetime, datetime]]:
+    """[since, until) as signed (sign, level, start, end) parts whose signed sum is the sum over
+    [since, until), for sums only (totals, errors, processing time, histogram bins; not max):
+    a partial day at an edge is read as its whole day minus the hours outside the range when
+    that reads fewer buckets (13 hours or more: the day row minus at most 11 hour rows), a
+    partial month as its whole month minus the days outside the range likewise. Each bucket
+    of any level has about as many rows (one per message type and instrument seen in it), so
+    at most ~12 hour and ~15 day buckets per edge are read, whatever the time of day and
+    month: the 30-day tiles read ~5 times fewer rows than split_levels' days and edge hours.
+    Exact because every statement sees the daily and monthly rows equal to the sums of the
+    rows below them (the rollup triggers keep them so in the writing transaction)."""
+    if not any(is_daily for is_daily, _, _ in split_range(since, until)):
+        # No whole day (within a day, or across one midnight): hours, as split_range reads it.
+        return [(1, "hour", since, until)]
+    out: list[tuple[int, str, datetime, datetime]] = []
+    first_day, last_day = _floor_day(since), _floor_day(until)
+    if first_day < since:
+        first_day += timedelta(days=1)
+    # Edge hours: directly, or the day minus the hours outside.
+    if since < first_day:
+        hours = (first_day - since) // timedelta(hours=1)
+        if 1 + (24 - hours) < hours:
+            first_day -= timedelta(days=1)
+            out.append((-1, "hour", first_day, since))
+        else:
+            out.append((1, "hour", since, first_day))
+    if last_day < until:
+        hours = (until - last_day) // timedelta(hours=1)
+        if 1 + (24 - hours) < hours:
+            out.append((-1, "hour", until, last_day + timedelta(days=1)))
+            last_day += timedelta(days=1)
+        else:
+            out.append((1, "hour", last_day, until))
+    if first_day == last_day:
+        return _merged(out)
+    # Days [first_day, last_day): whole months from the monthly rows; partial months as days,
+    # or as the month minus the days outside.
+    lo, hi = first_day, last_day
+    month = lo.replace(day=1)
+    while month < hi:
+        end = _next_month(month)
+        a, b = max(lo, month), min(hi, end)
+        days = (b - a).days
+        if days == _month_len(month):
+            out.append((1, "month", month, end))
+        elif 1 + (_month_len(month) - days) < days:
+            out.append((1, "month", month, end))
+            if month < a:
+                out.append((-1, "day", month, a))
+            if b < end:
+                out.append((-1, "day", b, end))
+        else:
+            out.append((1, "day", a, b))
+        month = end
+    return _merged(out)
+
+
+def _merged(parts: list[tuple[int, str, datetime, datetime]]) -> list:
+    """Adjacent parts of the same sign and level as one (one range condition each)."""
+    out: list[tuple[int, str, datetime, datetime]] = []
+    for sign, level, lo, hi in sorted(parts, key=lambda p: (-p[0], p[1], p[2])):
+        if out and out[-1][:2] == (sign, level) and out[-1][3] == lo:
+            out[-1] = (sign, level, out[-1][2], hi)
+        else:
+            out.append((sign, level, lo, hi))
+    return out
+
+
 #: The daily and monthly model of each hourly rollup model.
 LEVELS = {
     MessageStat: {"day": MessageStatDaily, "month": MessageStatMonthly},
     ErrorGroupStat: {"day": ErrorGroupStatDaily, "month": ErrorGroupStatMonthly},
 }
+
+
+#: Each level's model, by hourly model.
+_MODELS = {hourly: {"hour": hourly, **levels} for hourly, levels in LEVELS.items()}
 
 
 def parts(hourly, daily, flt: StatsFilter, hourly_only: bool = False, whole_months: bool = False):
@@ -200,11 +276,13 @@ def stats_source(
     hourly_only: bool = False,
     with_histogram: bool = False,
     whole_months: bool = False,
+    levels: list[tuple[str, datetime, datetime]] | None = None,
 ):
     """(bucket, message_type, instrument, total, errored, sum_ms, max_ms, timed) rows: daily
     rows for the whole days of the range (monthly ones for its whole months: `whole_months`),
-    hourly ones for the rest (all hourly: `hourly_only`); plus `processing_histogram` when the
-    rollups answer and `with_histogram`."""
+    hourly ones for the rest (all hourly: `hourly_only`), or those of the given (level, start,
+    end) `levels` (rollups only); plus `processing_histogram` when the rollups answer and
+    `with_histogram`."""
     if answers_from_rollups(scope):
         stmt = union(
             [
@@ -219,8 +297,10 @@ def stats_source(
                     s.timed,
                     *([s.processing_histogram] if with_histogram else []),
                 ).where(*rollup_where(s, scope, flt, lo, hi))
-                for s, lo, hi in parts(
-                    MessageStat, MessageStatDaily, flt, hourly_only, whole_months
+                for s, lo, hi in (
+                    parts(MessageStat, MessageStatDaily, flt, hourly_only, whole_months)
+                    if levels is None
+                    else [(_MODELS[MessageStat][level], lo, hi) for level, lo, hi in levels]
                 )
             ]
         )
@@ -309,25 +389,23 @@ class Summary:
 def summary(scope: Scope, flt: StatsFilter) -> Summary:
     """Tiles: messages, errors, error rate, mean/median/p95/max processing time."""
     rollups = answers_from_rollups(scope)
-    src = stats_source(scope, flt, with_histogram=rollups, whole_months=True)
-    row = db.session.execute(
-        select(
-            func.coalesce(func.sum(src.c.total), 0),
-            func.coalesce(func.sum(src.c.errored), 0),
-            func.coalesce(func.sum(src.c.sum_ms), 0),
-            func.coalesce(func.sum(src.c.timed), 0),
-            func.max(src.c.max_ms).filter(src.c.timed > 0),
-            # The histogram in the same pass over the rollups.
-            *([_bin_sums(src)] if rollups else []),
-        )
-    ).one()
-    total, errored, sum_ms, timed, max_ms = (int(v) if v is not None else None for v in row[:5])
+    if rollups:
+        total, errored, sum_ms, timed, max_ms, counts = _rollup_summary(scope, flt)
+    else:
+        src = stats_source(scope, flt)
+        row = db.session.execute(
+            select(
+                func.coalesce(func.sum(src.c.total), 0),
+                func.coalesce(func.sum(src.c.errored), 0),
+                func.coalesce(func.sum(src.c.sum_ms), 0),
+                func.coalesce(func.sum(src.c.timed), 0),
+                func.max(src.c.max_ms).filter(src.c.timed > 0),
+            )
+        ).one()
+        total, errored, sum_ms, timed, max_ms = (int(v) if v is not None else None for v in row)
+        counts = histogram_counts(scope, flt) if timed else []
     if not timed:
         counts = []
-    elif rollups:
-        counts = _bin_counts(row[5])
-    else:
-        counts = histogram_counts(scope, flt)
     return Summary(
         total=total,
         errored=errored,
@@ -337,6 +415,46 @@ def summary(scope: Scope, flt: StatsFilter) -> Summary:
         p95_ms=histogram.percentile(counts, 0.95, max_ms) if timed else None,
         max_ms=max_ms,
     )
+
+
+def _rollup_summary(scope: Scope, flt: StatsFilter) -> tuple:
+    """(total, errored, sum_ms, timed, max_ms, histogram counts) from the rollups, in one
+    statement (one snapshot): the sums over signed_levels' parts, added and subtracted, and
+    the maximum over split_levels' parts (a maximum does not subtract; it reads no histogram,
+    the costly part of a row)."""
+    signed = signed_levels(flt.since, flt.until)
+    natural = split_levels(flt.since, flt.until, whole_months=True)
+    sums = []
+    for sign in (1, -1):
+        levels = [(level, lo, hi) for s, level, lo, hi in signed if s == sign]
+        if not levels:
+            continue
+        src = stats_source(scope, flt, with_histogram=True, levels=levels)
+        sums.append(
+            select(
+                func.coalesce(func.sum(src.c.total), 0).label("total"),
+                func.coalesce(func.sum(src.c.errored), 0).label("errored"),
+                func.coalesce(func.sum(src.c.sum_ms), 0).label("sum_ms"),
+                func.coalesce(func.sum(src.c.timed), 0).label("timed"),
+                _bin_sums(src).label("bins"),
+            ).subquery("plus" if sign == 1 else "minus")
+        )
+    src = stats_source(scope, flt, levels=natural)
+    top = select(func.max(src.c.max_ms).filter(src.c.timed > 0).label("max_ms")).subquery("top")
+    stmt = select(*(c for part in sums for c in part.c), top.c.max_ms).select_from(top)
+    for part in sums:
+        stmt = stmt.join(part, literal(True))
+    row = db.session.execute(stmt).one()
+    values = [0, 0, 0, 0]
+    counts = [0] * histogram.BINS
+    for n, part in enumerate(sums):
+        sign = 1 if part.name == "plus" else -1
+        for i in range(4):
+            values[i] += sign * int(row[5 * n + i])
+        for i, count in enumerate(_bin_counts(row[5 * n + 4])):
+            counts[i] += sign * count
+    max_ms = row[-1]
+    return (*values, int(max_ms) if max_ms is not None else None, counts)
 
 
 def granularity(flt: StatsFilter, first: datetime | None) -> str:
