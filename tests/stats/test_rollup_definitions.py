@@ -36,7 +36,8 @@ def test_the_migrations_generate_the_trigger_sql_rollups_generates():
         name: daily._function(name, body)
         for name, body in {**daily.MS_FUNCTIONS, **daily.EG_FUNCTIONS}.items()
     }
-    assert generated == rollups.daily_trigger_functions()
+    # As installed before the writer folded its batches itself (rollups_direct_ingest).
+    assert generated == rollups.daily_trigger_functions(direct=False)
     assert daily.TRIGGERS == rollups.DAILY_TRIGGERS
     assert daily.LOCK_NAMESPACES == rollups.DAY_LOCK_NAMESPACES
     assert daily.MS_KEY == ", ".join(rollups.MESSAGE_STATS_KEY)
@@ -48,9 +49,19 @@ def test_the_migrations_generate_the_trigger_sql_rollups_generates():
     lock_order = _migration("20261202_rollup_lock_order.py")
     assert lock_order.ACK_FUNCTION == rollups.ACK_FUNCTION
     monthly = _migration("20261204_monthly_rollups.py")
-    assert monthly.FUNCTIONS == rollups.monthly_trigger_functions()
+    assert monthly.FUNCTIONS == rollups.monthly_trigger_functions(direct=False)
     assert monthly.TRIGGERS == rollups.MONTHLY_TRIGGERS
     assert monthly.LOCK_NAMESPACES == rollups.MONTH_LOCK_NAMESPACES
+    direct = _migration("20261205_rollups_direct_ingest.py")
+    assert direct.FUNCTIONS == {
+        **rollups.daily_trigger_functions(),
+        **rollups.monthly_trigger_functions(),
+    }
+    # Its downgrade restores what the two earlier revisions installed.
+    assert {name: sql.replace(direct.SKIP, "") for name, sql in direct.FUNCTIONS.items()} == {
+        **rollups.daily_trigger_functions(direct=False),
+        **rollups.monthly_trigger_functions(direct=False),
+    }
 
 
 def test_the_monthly_triggers_are_the_daily_ones_one_level_up():

@@ -283,26 +283,102 @@ UPSERT_ERROR_GROUP_STATS = (
 def upsert_batch(
     cur, reports: Sequence[RolledUpReport], ids: dict[str, int], received_at: datetime
 ) -> None:
-    """Add the freshly stored `reports` (message ids in `ids`) to the hourly rollups and the
-    error groups, in the lock order; the daily triggers follow."""
+    """Add the freshly stored `reports` (message ids in `ids`) to the hourly, daily and monthly
+    rollups and the error groups, in the lock order.
+
+    The batch folds its own aggregate into each level (`_fold_batch`): the daily and monthly
+    triggers, told so by DIRECT_SETTING, return at once instead of recomputing the same deltas
+    from their transition tables twice over (NEW - OLD of every hourly, then every daily row:
+    ~14 µs of PostgreSQL CPU per report at batch 500)."""
     if not reports:
         return
-    stats = message_stats_rows(reports, hour_of(received_at))
-    psycopg2.extras.execute_values(
-        cur,
-        UPSERT_MESSAGE_STATS,
-        stats,
-        # The histogram as an array literal: psycopg2 adapts a list element by element, which
-        # cost more than the rest of the batch's rollup upsert.
-        template="(%s, %s, %s, %s, %s, %s, %s, %s, %s::bigint[])",
-        page_size=len(stats),  # one statement (see the lock order)
-    )
+    cur.execute(f"SELECT set_config('{DIRECT_SETTING}', 'on', true)")
+    _fold_batch(cur, reports, ids, received_at)
+    cur.execute(f"SELECT set_config('{DIRECT_SETTING}', 'off', true)")
+
+
+def _lock_period(cur, lv: Level, bucket: datetime) -> str:
+    """The statement taking `lv`'s advisory lock of the period holding `bucket` (what the
+    level's triggers take, `_lock_days`), to run right before that level's upsert."""
+    moment = cur.mogrify("%s::timestamptz", (bucket,)).decode()
+    return f"SELECT pg_advisory_xact_lock({lv.namespace}, {lv.lock_id(moment)}); "
+
+
+def _upsert_message_stats(table: str) -> str:
+    return UPSERT_MESSAGE_STATS.replace("message_stats", table)
+
+
+def _fold_batch(
+    cur, reports: Sequence[RolledUpReport], ids: dict[str, int], received_at: datetime
+) -> None:
+    """The batch's rows of every level, each table in one statement, in the lock order of the
+    triggers it stands in for: hourly rows, the day's lock, daily rows, the month's lock,
+    monthly rows (message_stats, then error_groups, then error_group_stats).
+
+    What the triggers would add is exactly this: the delta of an hourly row is the batch's own
+    aggregate (ingestion only adds: counts grow, maxima and last seen rise, first seen and
+    samples fall, so none of the triggers' recompute or drop branches can apply), and the
+    first/last seen and samples they merge are the upserted row's (an hour with a new message
+    is open: its open_* are its own)."""
+    hour = hour_of(received_at)
+    day = hour.replace(hour=0)
+    month = day.replace(day=1)
+    stats = message_stats_rows(reports, hour)
+    # Each row's VALUES text after its bucket, rendered once for the three levels. The histogram
+    # as an array literal: psycopg2 adapts a list element by element, which cost more than the
+    # rest of the batch's rollup upsert. One statement per table (see the lock order).
+    rest = [
+        cur.mogrify("%s, %s, %s, %s, %s, %s, %s, %s::bigint[])", row[1:]).decode() for row in stats
+    ]
+    statements = []
+    for lv, bucket in ((None, hour), (MS_DAILY, day), (MS_MONTHLY, month)):
+        moment = cur.mogrify("(%s, ", (bucket,)).decode()
+        values = ", ".join(moment + r for r in rest)
+        upsert = UPSERT_MESSAGE_STATS if lv is None else _upsert_message_stats(lv.target)
+        lock = "" if lv is None else _lock_period(cur, lv, bucket)
+        statements.append(lock + upsert.replace("VALUES %s", "VALUES " + values, 1))
+    # One round trip; the statements still run one after the other, in this order. No
+    # parameters: the text is final (a % in it is a value's, not a placeholder).
+    cur.execute("; ".join(statements))
     groups, group_stats = error_group_rows(reports, ids, received_at)
     if not groups:
         return
     psycopg2.extras.execute_values(cur, UPSERT_ERROR_GROUPS, groups, page_size=len(groups))
-    psycopg2.extras.execute_values(
-        cur, UPSERT_ERROR_GROUP_STATS, group_stats, page_size=len(group_stats)
+    # The hourly rows, then each level's rows read from the level below as this transaction
+    # left them (it holds their locks): one round trip, one statement per table, in order.
+    hourly = cur.mogrify(
+        ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(group_stats)),
+        [v for row in group_stats for v in row],
+    ).decode()
+    keys = cur.mogrify(
+        "unnest(%s::text[], %s::text[], %s::text[], %s::bigint[]) AS k(fp, t, i, n)",
+        [[r[c] for r in group_stats] for c in (0, 2, 3, 4)],
+    ).decode()
+    statements = [UPSERT_ERROR_GROUP_STATS.replace("VALUES %s", "VALUES " + hourly, 1)]
+    for lv, bucket, source in ((EG_DAILY, day, hour), (EG_MONTHLY, month, day)):
+        statements.append(
+            _lock_period(cur, lv, bucket)
+            + _fold_error_group_stats(lv, cur.mogrify("%s", (bucket,)).decode(), keys, source, cur)
+        )
+    cur.execute("; ".join(statements))
+
+
+def _fold_error_group_stats(lv: Level, bucket: str, keys: str, source: datetime, cur) -> str:
+    """The batch's change of `lv`'s rows: its count per key, and the first/last seen and
+    samples of the level below's rows (open_*: the hourly row's own, the day's open ones)."""
+    open_ = (
+        "s.first_seen_at, s.last_seen_at, s.sample_message_id, s.sample_error"
+        if lv is EG_DAILY
+        else "s.open_first_seen_at, s.open_last_seen_at, s.open_sample_message_id, "
+        "s.open_sample_error"
+    )
+    return (
+        f"INSERT INTO {lv.target} AS d ({_EG_KEY}, {_EG_COLUMNS})\n"
+        f"SELECT s.fingerprint, {bucket}, s.message_type, s.instrument, k.n, 0, "
+        f"s.first_seen_at, s.last_seen_at, s.sample_message_id, s.sample_error, {open_}\n"
+        f"FROM {keys} JOIN {lv.source} s ON s.fingerprint = k.fp AND s.message_type = k.t "
+        f"AND s.instrument = k.i AND s.bucket = {cur.mogrify('%s', (source,)).decode()}\n"
+        "ORDER BY 1, 2, 3, 4\n" + _EG_ON_CONFLICT
     )
 
 
@@ -694,7 +770,20 @@ def _lock_days(lv: Level, *tables: str) -> str:
 """
 
 
-def _function(name: str, body: str, lv: Level | None = None) -> str:
+#: The transaction-local setting with which the ingestion writer tells the daily and monthly
+#: triggers that its statements' changes are already folded into every level (`upsert_batch`).
+DIRECT_SETTING = "pacer.rollups_direct"
+
+_SKIP_DIRECT = f"""
+    IF current_setting('{DIRECT_SETTING}', true) = 'on' THEN
+        RETURN NULL;
+    END IF;
+"""
+
+
+def _function(name: str, body: str, lv: Level | None = None, *, direct: bool = True) -> str:
+    """The trigger function `name`; `direct`: it returns at once inside the ingestion writer's
+    own fold (migration `rollups_direct_ingest`; False: the functions installed before it)."""
     if lv is None:
         lv = EG_DAILY if name.startswith("error_group_stats") else MS_DAILY
     tables = {
@@ -714,6 +803,8 @@ def _function(name: str, body: str, lv: Level | None = None) -> str:
         RETURN NULL;
     END IF;
 {lock}"""
+    if tables and direct:
+        lock = _SKIP_DIRECT + lock
     return (
         f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$\n"
         f"DECLARE\n    {lv.lock_var} integer;\nBEGIN\n{lock}{body}\n    RETURN NULL;\nEND\n$$"
@@ -850,7 +941,12 @@ def _eg_apply_deltas(changes: str, lv: Level = EG_DAILY) -> str:
       FROM ({changes}) c
      GROUP BY 1, 2, 3, 4
      ORDER BY 1, 2, 3, 4
-    ON CONFLICT ({_EG_KEY}) DO UPDATE SET
+{_EG_ON_CONFLICT};
+"""
+
+
+#: How a change of an error_group_stats_daily (or _monthly) row merges into the row (`d`).
+_EG_ON_CONFLICT = f"""    ON CONFLICT ({_EG_KEY}) DO UPDATE SET
         count = d.count + EXCLUDED.count,
         acknowledged = d.acknowledged + EXCLUDED.acknowledged,
         first_seen_at = LEAST(d.first_seen_at, EXCLUDED.first_seen_at),
@@ -864,8 +960,7 @@ def _eg_apply_deltas(changes: str, lv: Level = EG_DAILY) -> str:
                                       < coalesce(d.open_sample_message_id, 9223372036854775807)
                                  THEN EXCLUDED.open_sample_error ELSE d.open_sample_error END,
         open_sample_message_id = LEAST(d.open_sample_message_id,
-                                       EXCLUDED.open_sample_message_id);
-"""
+                                       EXCLUDED.open_sample_message_id)"""
 
 
 def _worse(old: str, new: str) -> str:
@@ -912,14 +1007,16 @@ def _error_group_stats_bodies(lv: Level = EG_DAILY) -> dict[str, str]:
     }
 
 
-def daily_trigger_functions() -> dict[str, str]:
+def daily_trigger_functions(*, direct: bool = True) -> dict[str, str]:
     """name -> `CREATE FUNCTION` of each trigger function that folds the hourly rollups into the
-    daily ones (`CREATE OR REPLACE FUNCTION` re-creates one in place)."""
+    daily ones (`CREATE OR REPLACE FUNCTION` re-creates one in place). `direct=False`: as
+    migrations `daily_rollups` / `monthly_rollups` installed them, before the ingestion writer
+    folded its batches into every level itself."""
     bodies = {**_message_stats_bodies(), **_error_group_stats_bodies()}
-    return {name: _function(name, body) for name, body in bodies.items()}
+    return {name: _function(name, body, direct=direct) for name, body in bodies.items()}
 
 
-def monthly_trigger_functions() -> dict[str, str]:
+def monthly_trigger_functions(*, direct: bool = True) -> dict[str, str]:
     """The same for the monthly level: statement triggers on the DAILY tables fold every change
     of a day row into its UTC month, exactly as the daily triggers fold hours into days. They
     run inside the statements of the daily triggers, so their month locks come after the day
@@ -929,7 +1026,9 @@ def monthly_trigger_functions() -> dict[str, str]:
         (MS_MONTHLY, _message_stats_bodies(MS_MONTHLY)),
         (EG_MONTHLY, _error_group_stats_bodies(EG_MONTHLY)),
     ):
-        functions.update({name: _function(name, body, lv) for name, body in bodies.items()})
+        functions.update(
+            {name: _function(name, body, lv, direct=direct) for name, body in bodies.items()}
+        )
     return functions
 
 
