@@ -12,7 +12,9 @@ user's scope and the filter:
   of the hourly rows, from ~24 times fewer rows. Reads that do not group by days or weeks (tiles,
   histogram, error groups, monthly series and heatmap) take the whole UTC months of the range
   from the monthly rollups (`split_levels`; triggers on the daily tables, migration
-  `monthly_rollups`). Hourly charts read the hourly rows only;
+  `monthly_rollups`). The tiles' sums may also read a partial edge day or month as the whole one
+  minus the hours or days outside the range, when that reads fewer rows (`signed_levels`; their
+  maximum over the parts above). Hourly charts read the hourly rows only;
 - otherwise (a group with a rule on another identifier, e.g. `investigation`, which the rollups do
   not carry) a **documented fallback**: the same columns aggregated from `messages` with the
   scope's WHERE clause, bounded by the filter's time range and its (received_at) indexes. The
