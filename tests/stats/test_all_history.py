@@ -193,6 +193,25 @@ def test_stats_reads_run_without_parallel_workers(client, months, db):
     assert db.session.execute(db.text("SHOW max_parallel_workers_per_gather")).scalar() == default
 
 
+def test_fallback_reads_keep_parallel_workers(app, db):
+    """A scope the rollups cannot answer (a rule on the investigation) reads `messages`, maybe
+    many rows: its plans are left to the planner."""
+    fallback = Scope(
+        details=True,
+        restricted=True,
+        rules=(Rule(identifiers=(("investigation", frozenset({"2022097034"})),)),),
+    )
+    show = db.text("SHOW max_parallel_workers_per_gather")
+    with app.test_request_context():
+        default = db.session.execute(show).scalar()
+        assert default != "0"
+        with queries.serial_plans(fallback):
+            assert db.session.execute(show).scalar() == default
+        with queries.serial_plans(restricted()):
+            assert db.session.execute(show).scalar() == "0"
+        assert db.session.execute(show).scalar() == default
+
+
 @pytest.mark.parametrize("scope_of", [admin_scope, restricted])
 def test_whole_months_give_the_answers_of_the_days(app, db, months, scope_of, monkeypatch):
     """Tiles, histogram and error groups read whole months from the monthly rollups: the same

@@ -70,15 +70,21 @@ def answers_from_rollups(scope: Scope) -> bool:
 
 
 @contextmanager
-def serial_plans() -> Iterator[None]:
-    """Statements inside are planned without parallel workers (SET LOCAL, RESET afterwards in
-    the same transaction; an error rolls the transaction, and the setting, back).
+def serial_plans(scope: Scope) -> Iterator[None]:
+    """Statements inside are planned without parallel workers when the rollups answer for
+    `scope` (SET LOCAL, RESET afterwards in the same transaction; an error rolls the
+    transaction, and the setting, back).
 
     The statistics' reads are a few thousand rollup rows each (tiles, 30-day series, error
     groups), but at 5,000,000 messages their indexes pass the planner's parallel thresholds:
     a Gather of two workers whose start-up (~8 ms on the 2-core bench machine, more when it is
     busy) costs more than the ~4 ms of work, and made /api/v1/stats (30 days) 1.6x slower at
-    5,000,000 rows than at 1,000,000 (bench/README.md). Results are the same either way."""
+    5,000,000 rows than at 1,000,000 (bench/README.md). Results are the same either way. The
+    fallback over `messages` (answers_from_rollups false) may read many more rows: left to the
+    planner."""
+    if not answers_from_rollups(scope):
+        yield
+        return
     db.session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
     yield
     db.session.execute(text("RESET max_parallel_workers_per_gather"))

@@ -34,7 +34,7 @@ def _report(scope: Scope, flt: StatsFilter) -> dict[str, Any]:
 def index():
     scope = current_scope()
     flt, form = page_filter(scope)
-    with queries.serial_plans():
+    with queries.serial_plans(scope):
         report = _report(scope, flt)
         types = queries.message_types(scope, flt)
     return render_template(
@@ -63,6 +63,6 @@ def api_stats():
     """Tiles, series per type, monthly heatmap and top error groups (JSON)."""
     scope = current_scope()
     flt = parse_filter(scope)
-    with queries.serial_plans():
+    with queries.serial_plans(scope):
         report = _report(scope, flt)
     return jsonify(report)
