@@ -241,14 +241,18 @@ class Fanout:
         sent_at = time.time()
         with self.app.test_request_context(base_url=self.base_url):
             try:
+                # Per viewer only a dict insert (a thousand sockets, a handful of keys); the
+                # scopes are read and made shareable once per distinct user.
+                by_user: dict[tuple[MessageFilter, int | None], list[Viewer]] = {}
+                for v in viewers:
+                    by_user.setdefault((v.filters, v.user_id), []).append(v)
                 scopes: dict[int | None, Scope] = {}
                 groups: dict[tuple[MessageFilter, Scope], list[Viewer]] = {}
-                for v in viewers:
-                    if v.user_id not in scopes:
+                for (filters, user_id), members in by_user.items():
+                    if user_id not in scopes:
                         # Fresh each push: a permission change applies to open sockets too.
-                        scopes[v.user_id] = scope_for_user(v.user_id)
-                    key = (v.filters, _shared(scopes[v.user_id]))
-                    groups.setdefault(key, []).append(v)
+                        scopes[user_id] = _shared(scope_for_user(user_id))
+                    groups.setdefault((filters, scopes[user_id]), []).extend(members)
                 rows = _RowCache(self.app)
                 for (filters, scope), members in groups.items():
                     frame = self._frame(ranges, filters, scope, rows, sent_at)
