@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import psycopg2
 
-from tests.processes import Process, process_command
+from tests.processes import BIND_SETTINGS, Process, process_command
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -104,19 +105,23 @@ def start_worker(node: str, environ: dict[str, str], log: Path) -> Proc:
     )
 
 
-def start_web(port: int, environ: dict[str, str], log: Path, **settings: str) -> Proc:
-    """gunicorn exactly as users start it, on 127.0.0.1:`port`."""
+def start_server(name: str, port: int, environ: dict[str, str], log: Path, **settings: str) -> Proc:
+    """The web or the live process (`name`) exactly as users start it, on 127.0.0.1:`port`."""
     return Proc(
-        process_command("web"),
+        process_command(name),
         {
             **environ,
-            "WEB_BIND": f"127.0.0.1:{port}",
+            BIND_SETTINGS[name]: f"127.0.0.1:{port}",
             "RUN_DIR": str(RESULTS / "run"),
             "LOG_LEVEL": "WARNING",
             **settings,
         },
         log,
     )
+
+
+#: The page tier: start_web(port, environ, log, **settings).
+start_web = functools.partial(start_server, "web")
 
 
 def peak_rss_mb(pid: int) -> float:

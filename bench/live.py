@@ -18,16 +18,23 @@ then exits 1). The latency of a message is taken from its report id: the publish
 it published each report, the frames carry message ids, and the database maps one to the other
 after the run.
 
-The client side is one asyncio thread speaking wsproto (the library simple-websocket uses): 1,000
-sockets cost it one file descriptor each, so the bench raises its own soft RLIMIT_NOFILE to the
-hard limit (`ulimit -n`; a hard limit below sockets + 256 is an error, raise it first).
+The client side stands in for browsers, which in reality run on other machines: it runs in
+`--client-processes` processes of its own (one asyncio thread speaking wsproto each, the library
+simple-websocket uses), at a lower CPU priority (`--client-nice`, applied to those processes
+only), so that on the one machine the benchmark has, reading a thousand sockets neither takes
+the cores from the server nor holds the GIL of the process whose probe times the list page.
+1,000 sockets cost one file descriptor each, so the bench raises its own soft RLIMIT_NOFILE to
+the hard limit (`ulimit -n`; a hard limit below sockets + 256 is an error, raise it first); the
+client processes inherit it.
 """
 
 from __future__ import annotations
 
 import argparse
+import array
 import asyncio
 import json
+import multiprocessing
 import os
 import resource
 import statistics
@@ -51,15 +58,13 @@ from wsproto.events import (
 
 from bench.common import (
     RESULTS,
-    Proc,
     admin_dsn,
     create_database,
     drop_database,
     env,
-    process_command,
     save,
     settings,
-    start_web,
+    start_server,
     start_worker,
     wait_until,
 )
@@ -141,6 +146,8 @@ class Viewers:
         #: Rows each socket was told about: shown, or counted beyond MAX_ROWS_PER_PUSH.
         self.totals = [0] * len(paths)
         self.frames = 0
+        #: "gap" frames: the server dropped frames this client had not read in time.
+        self.gaps = 0
         self.hellos = 0
         self.refused: list[str] = []
         self.loop = asyncio.new_event_loop()
@@ -215,6 +222,8 @@ class Viewers:
                             ids, total, sent_at = _ids(text)
                             arrivals.extend((i, at, sent_at) for i in ids)
                             self.totals[n] += total
+                        elif text.startswith('{"type": "gap"'):
+                            self.gaps += 1
                         elif text.startswith('{"type": "hello"'):
                             self.hellos += 1
                             ready.set()
@@ -236,6 +245,116 @@ class Viewers:
             return
         finally:
             writer.close()
+
+
+def _client_main(conn, port: int, paths: list[str], nice: int) -> None:
+    """One client process: its share of the sockets, driven by the parent over `conn`."""
+    if nice:
+        os.nice(nice)  # this process only: the server's processes keep their priority
+    viewers = Viewers(port, paths)
+    while True:
+        command = conn.recv()
+        if command == "open":
+            viewers.open()
+            conn.send((viewers.hellos, viewers.refused, os.nice(0)))
+        elif command == "clear":
+            viewers.clear()
+            conn.send(None)
+        elif command == "collect":
+            # Compact arrays: a thousand sockets collect millions of (id, arrival, sent_at).
+            rows = [
+                (
+                    array.array("q", (a[0] for a in arrivals)),
+                    array.array("d", (a[1] for a in arrivals)),
+                    array.array("d", (a[2] for a in arrivals)),
+                )
+                for arrivals in viewers.arrivals
+            ]
+            conn.send((rows, viewers.totals, viewers.frames, viewers.gaps))
+        elif command == "close":
+            viewers.close()
+            conn.send(None)
+            return
+
+
+class ClientProcesses:
+    """The simulated browsers: `paths` sockets spread over `processes` processes of their own,
+    each at `nice` (see the module's docstring); the same figures as one `Viewers`."""
+
+    def __init__(self, port: int, paths: list[str], processes: int, nice: int):
+        self.paths = paths
+        processes = max(1, min(processes, len(paths)))
+        #: Socket n is served by process n % processes (each gets every filter).
+        self.shares = [list(range(k, len(paths), processes)) for k in range(processes)]
+        context = multiprocessing.get_context("spawn")
+        self.conns = []
+        self.procs = []
+        for share in self.shares:
+            parent, child = context.Pipe()
+            proc = context.Process(
+                target=_client_main,
+                args=(child, port, [paths[n] for n in share], nice),
+                daemon=True,
+                name="bench-live-client",
+            )
+            proc.start()
+            self.conns.append(parent)
+            self.procs.append(proc)
+        self.hellos = 0
+        self.refused: list[str] = []
+        #: Each client process's niceness, as it saw it.
+        self.niceness: list[int] = []
+        self.arrivals: list[list[tuple[int, float, float]]] = [[] for _ in paths]
+        self.totals = [0] * len(paths)
+        self.frames = 0
+        self.gaps = 0
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.procs]
+
+    def _all(self, command: str, timeout: float = 180) -> list:
+        for conn in self.conns:
+            conn.send(command)
+        out = []
+        for conn in self.conns:
+            if not conn.poll(timeout):
+                raise TimeoutError(f"bench client: no answer to {command!r}")
+            out.append(conn.recv())
+        return out
+
+    def open(self) -> None:
+        for hellos, refused, niceness in self._all("open"):
+            self.hellos += hellos
+            self.refused += refused
+            self.niceness.append(niceness)
+
+    def clear(self) -> None:
+        self._all("clear")
+
+    def collect(self) -> None:
+        """Fetch every socket's arrivals and totals from the client processes."""
+        self.frames = self.gaps = 0
+        for share, (rows, totals, frames, gaps) in zip(
+            self.shares, self._all("collect"), strict=True
+        ):
+            self.frames += frames
+            self.gaps += gaps
+            for local, n in enumerate(share):
+                ids, at, sent = rows[local]
+                self.arrivals[n] = list(zip(ids, at, sent, strict=True))
+                self.totals[n] = totals[local]
+
+    def close(self) -> None:
+        try:
+            self._all("close", timeout=30)
+        except (OSError, EOFError, TimeoutError):
+            pass
+        for proc in self.procs:
+            proc.join(10)
+            if proc.is_alive():
+                proc.kill()
+                proc.join(5)
 
 
 class PageProbe(threading.Thread):
@@ -307,21 +426,6 @@ def publish(
     return published
 
 
-def start_live(port: int, environ: dict[str, str], log: Path, **extra: str) -> Proc:
-    """The live process exactly as users start it, on 127.0.0.1:`port`."""
-    return Proc(
-        process_command("live"),
-        {
-            **environ,
-            "LIVE_BIND": f"127.0.0.1:{port}",
-            "RUN_DIR": str(RESULTS / "run"),
-            "LOG_LEVEL": "WARNING",
-            **extra,
-        },
-        log,
-    )
-
-
 def _up(url: str) -> bool:
     try:
         return requests.get(url, timeout=2).status_code < 500
@@ -348,19 +452,20 @@ def run(args) -> dict:
         ).declare()
     RESULTS.mkdir(parents=True, exist_ok=True)
     environ = env(db_name, **names)
+    paths = ["/ws/messages" + FILTERS[n % len(FILTERS)] for n in range(args.sockets)]
+    viewers = ClientProcesses(args.live_port, paths, args.client_processes, args.client_nice)
     worker = start_worker(f"bench-live-{suffix}@%h", environ, RESULTS / "live-worker.log")
-    web = start_web(args.port, environ, RESULTS / "live-gunicorn.log")
+    web = start_server("web", args.port, environ, RESULTS / "live-gunicorn.log")
     # Every simulated viewer connects from 127.0.0.1: lift the per-client cap (it would refuse
     # them as one client), not the process one.
-    live = start_live(
+    live = start_server(
+        "live",
         args.live_port,
         environ,
         RESULTS / "live-live.log",
         WS_MAX_PER_CLIENT=str(max(8, args.sockets)),
     )
     base = f"http://127.0.0.1:{args.port}"
-    paths = ["/ws/messages" + FILTERS[n % len(FILTERS)] for n in range(args.sockets)]
-    viewers = Viewers(args.live_port, paths)
     probe = PageProbe(base + "/", args.page_interval)
     dsn = admin_dsn(db_name)
     try:
@@ -395,8 +500,11 @@ def run(args) -> dict:
         def tier_cpu() -> float:
             return process_cpu_seconds(web.p.pid) + process_cpu_seconds(live.p.pid)
 
+        def client_cpu_seconds() -> float:
+            return sum(process_cpu_seconds(pid) for pid in viewers.pids)
+
         cpu0, live0, wall0 = tier_cpu(), process_cpu_seconds(live.p.pid), time.monotonic()
-        client0 = time.process_time()
+        client0, bench0 = client_cpu_seconds(), time.process_time()
         published = publish(
             s.broker_url, names, args.rate, args.seconds, args.payload_bytes, seed=3
         )
@@ -406,7 +514,9 @@ def run(args) -> dict:
         wall = time.monotonic() - wall0
         cpu_busy = (tier_cpu() - cpu0) / wall
         cpu_live = (process_cpu_seconds(live.p.pid) - live0) / wall
-        client_cpu = (time.process_time() - client0) / wall
+        client_cpu = (client_cpu_seconds() - client0) / wall
+        bench_cpu = (time.process_time() - bench0) / wall
+        viewers.collect()
         probe.recording.clear()
         page_busy, page_busy_errors = probe.take()
         ids = _report_ids(dsn)
@@ -474,6 +584,15 @@ def run(args) -> dict:
             if v
         },
         "client_cpu_cores": round(client_cpu, 2),
+        # Non-zero: the client fell more than the server's outbox behind (a starved client on
+        # a loaded machine, not a slow server: see "deliver" in the latency parts).
+        "client_gaps": viewers.gaps,
+        "client_processes": len(viewers.procs),
+        "client_nice": args.client_nice,
+        "client_niceness": viewers.niceness,
+        "client_pids": viewers.pids,
+        # The publisher and the page probe (this process).
+        "bench_cpu_cores": round(bench_cpu, 2),
         "page_p95_ms_no_sockets": round(quiet_p95 * 1000, 1) if page_quiet else None,
         "page_p95_ms_with_sockets": round(busy_p95 * 1000, 1) if page_busy else None,
         "page_requests": [len(page_quiet), len(page_busy)],
@@ -559,13 +678,25 @@ def main(argv=None) -> dict:
     parser.add_argument("--page-interval", type=float, default=0.25, help="list page probe")
     parser.add_argument("--port", type=int, default=24781, help="the web process")
     parser.add_argument("--live-port", type=int, default=24782, help="the live process")
+    parser.add_argument(
+        "--client-processes", type=int, default=2, help="processes for the simulated browsers"
+    )
+    parser.add_argument(
+        "--client-nice",
+        type=int,
+        default=10,
+        help="niceness added to the client processes only (they stand in for remote browsers)",
+    )
     args = parser.parse_args(argv)
     result = run(args)
     for row in rows(result):
         print(f"{row[1]}: {row[2]}  [target {row[3]}]", flush=True)
     print(
         f"latency parts p50/p95 ms: {result['latency_parts_p50_p95_ms']}; bench client CPU "
-        f"{result['client_cpu_cores']} cores; load average at the end: {result['load_average']}",
+        f"{result['client_cpu_cores']} cores ({result['client_processes']} processes, nice "
+        f"+{result['client_nice']}), {result['client_gaps']} gap frames received, publisher "
+        f"and probe {result['bench_cpu_cores']}; "
+        f"load average at the end: {result['load_average']}",
         flush=True,
     )
     save("live", result)
