@@ -107,10 +107,25 @@ def test_pushes_are_batched_and_throttled(live_server, write_reports):
 def test_a_bad_filter_is_reported_on_the_socket(live_server):
     url = live_server()
     ws = Client.connect(url.replace("http://", "ws://") + "/ws/messages?status=bogus")
-    data = json.loads(ws.receive(timeout=10))
+    data = json.loads(first_message(ws) or "{}")
     assert data["type"] == "error" and "status" in data["message"]
     time.sleep(0.5)
     assert not ws.connected, "the server closes a socket it cannot serve"
+
+
+def first_message(ws: Client, timeout: float = 10) -> str | None:
+    """The socket's first message, also when it came in the packet of the handshake response
+    together with the close: simple_websocket's client leaves those events in its protocol
+    buffer and reports the socket closed (a flake on a busy machine, where they coalesce)."""
+    try:
+        return ws.receive(timeout=timeout)
+    except ConnectionClosed:
+        from wsproto.events import TextMessage
+
+        for event in ws.ws.events():
+            if isinstance(event, TextMessage):
+                return event.data
+        return None
 
 
 def close_code(ws: Client) -> int:
