@@ -4,13 +4,17 @@ larger than the read-ahead, and through a real broker."""
 
 from __future__ import annotations
 
+import select
 import socket
 import struct
 import threading
+import time
 import uuid
 
+import amqp
 import pytest
 from amqp import transport as amqp_transport
+from amqp.exceptions import UnexpectedFrame
 from kombu import Connection, Consumer, Exchange, Producer, Queue
 
 from webapp.ingest import amqp_reads
@@ -159,5 +163,114 @@ def test_buffered_frames_are_read_without_settimeout(installed):
         assert ours.gettimeout() is None  # the blocking mode is restored either way
         ours.close()
         theirs.close()
+    finally:
+        amqp_reads.uninstall()
+
+
+def _blocking_reader(t: amqp_transport.TCPTransport):
+    """py-amqp's Connection around transport `t`, with a frame handler that records frames."""
+    conn = amqp.Connection.__new__(amqp.Connection)
+    conn.transport = t
+    got: list = []
+    conn.on_inbound_frame = lambda frame: got.append((frame[0], frame[1], bytes(frame[2])))
+    return conn, got
+
+
+@pytest.mark.parametrize("installed", [False, True])
+def test_blocking_read_hands_on_the_same_frames(installed):
+    """Connection.blocking_read (one frame per call, buffered frames cut straight out of the
+    read-ahead when installed) hands the frame handler exactly the frames stock py-amqp does,
+    across split sends and timeouts, and refuses a bad frame end the same way."""
+    if installed:
+        amqp_reads.install()
+    try:
+        payloads = [b"m" * 12, b"h" * 80, b"b" * 2400, b"x" * 100_000, b"", b"t" * 9, b"c" * 40]
+        stream = b"".join(_frame(1 + i % 3, i, p) for i, p in enumerate(payloads))
+        ours, theirs = socket.socketpair()
+        conn, got = _blocking_reader(_transport(ours))
+        cuts = [0, 3, 7, 20, 21, 130, 2500, 2600, 2620, 2700, 70_000, len(stream)]
+        for a, b in zip(cuts, cuts[1:], strict=False):
+            theirs.sendall(stream[a:b])
+            while True:
+                try:
+                    conn.blocking_read(0.05)
+                except TimeoutError:
+                    break
+        assert got == [(1 + i % 3, i, p) for i, p in enumerate(payloads)]
+        # A frame whose end octet is not 0xce, buffered behind a good one: the good one is
+        # read, the bad one raises UnexpectedFrame, and the frame after it is read whole.
+        bad = _frame(3, 1, b"bad")[:-1] + b"\x00"
+        theirs.sendall(_frame(3, 1, b"good") + bad + _frame(3, 2, b"next"))
+        del got[:]
+        conn.blocking_read(1)
+        with pytest.raises(UnexpectedFrame):
+            conn.blocking_read(1)
+        conn.blocking_read(1)
+        assert got == [(3, 1, b"good"), (3, 2, b"next")]
+        ours.close()
+        theirs.close()
+    finally:
+        amqp_reads.uninstall()
+
+
+class _Loop:
+    """The part of kombu's Hub the event-loop reader uses."""
+
+    def __init__(self):
+        self.scheduled = []
+
+    def call_soon(self, callback, *args):
+        self.scheduled.append((callback, args))
+
+
+@pytest.mark.parametrize("installed", [False, True])
+def test_event_loop_reader_drains_buffered_deliveries(installed, settings):
+    """kombu's event-loop reader delivers every message once and in order; installed, one
+    callback drains the deliveries already buffered (at most MAX_BUFFERED_DRAINS) instead of
+    one per event-loop iteration, and reschedules itself exactly as kombu's does."""
+    if installed:
+        amqp_reads.install()
+    try:
+        name = f"test-reader-{uuid.uuid4().hex[:8]}"
+        exchange = Exchange(name, type="direct", durable=False, auto_delete=True)
+        queue = Queue(name, exchange, routing_key="k", durable=False, auto_delete=True)
+        bodies = [f"{i}:".encode() + b"r" * 2400 for i in range(400)]
+        received: list[bytes] = []
+        per_callback: list[int] = []
+        with Connection(settings.broker_url) as conn:
+            channel = conn.channel()
+            queue(channel).declare()
+            producer = Producer(channel, exchange=exchange)
+            for body in bodies:
+                producer.publish(body, routing_key="k", content_type="application/octet-stream")
+            with Consumer(
+                conn.channel(),
+                queues=[queue],
+                on_message=lambda m: received.append(m.body),
+                accept=None,
+                no_ack=True,
+                prefetch_count=1000,
+            ):
+                amqp_conn = conn.connection
+                reader = conn.transport._make_reader(amqp_conn)
+                loop = _Loop()
+                deadline = time.monotonic() + 30
+                while len(received) < len(bodies) and time.monotonic() < deadline:
+                    before = len(received)
+                    loop.scheduled.clear()
+                    reader(loop)
+                    per_callback.append(len(received) - before)
+                    if loop.scheduled:
+                        assert loop.scheduled == [(reader, (loop,))]
+                    else:  # the socket had nothing: wait for it as the event loop would
+                        select.select([amqp_conn.transport.sock], [], [], 1)
+            queue(channel).delete()
+        assert received == bodies
+        if installed:
+            assert max(per_callback) > 1
+            assert max(per_callback) <= amqp_reads.MAX_BUFFERED_DRAINS
+            assert len(per_callback) < len(bodies) / 3
+        else:
+            assert max(per_callback) == 1  # kombu: one delivery per event-loop iteration
     finally:
         amqp_reads.uninstall()

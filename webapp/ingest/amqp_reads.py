@@ -12,19 +12,37 @@ Nothing else changes: `_read(n)` still returns exactly n bytes or raises, and on
 wait in the buffer while the socket has nothing to read are not stranded: kombu's event-loop
 reader calls `drain_events(timeout=0)` again after every frame until it times out, and the
 blocking `drain_events` reads the buffer before the socket.
+
+Two more steps of the consumer thread's per-delivery work use the read-ahead (bench/README.md,
+"Ingestion near the machine's limit", "The worker's consumer thread"): a frame already buffered
+is cut out of it in one step (`blocking_read`: no `having_timeout` context and no three `_read`
+calls per frame, the same frame-end check), and kombu's event-loop reader drains every delivery
+whose frames are already buffered before it returns to the event loop (`_make_reader`: no timer
+check, `epoll_wait` and promise per delivery), at most MAX_BUFFERED_DRAINS at a time so timers
+still run between them.
 """
 
 from __future__ import annotations
 
 import errno
+import socket
 from contextlib import nullcontext
+from struct import unpack_from
 
+from amqp import connection as _connection
 from amqp import transport as _transport
+from amqp.exceptions import RecoverableConnectionError, UnexpectedFrame
+from kombu.transport import pyamqp as _pyamqp
 
 READ_AHEAD = 65536
+#: Deliveries drained from the read-ahead in one event-loop callback before the loop runs again
+#: (its timers: the ingestor's flush and acks, heartbeats). ~25 reports of 2.4 KB fill 64 KB.
+MAX_BUFFERED_DRAINS = 64
 _original_read = _transport.TCPTransport._read
 _original_setup = _transport.TCPTransport._setup_transport
 _original_having_timeout = _transport.TCPTransport.having_timeout
+_original_blocking_read = _connection.Connection.blocking_read
+_original_make_reader = _pyamqp.Transport._make_reader
 
 
 def _read(self, n, initial=False, _errnos=(errno.EAGAIN, errno.EINTR)):
@@ -86,6 +104,61 @@ def having_timeout(self, timeout):
     return _original_having_timeout(self, timeout)
 
 
+def blocking_read(self, timeout=None):
+    """py-amqp's `Connection.blocking_read`: read one frame and hand it to the frame handler.
+
+    A frame already whole in the read-ahead is cut out of it directly (what `read_frame` would
+    return, with the same frame-end check); anything else takes py-amqp's own path."""
+    transport = self.transport
+    ahead = transport.__dict__.get("_ahead")
+    if ahead and not transport._read_buffer:
+        pos = transport._ahead_pos
+        if len(ahead) - pos >= 8:
+            frame_type, channel, size = unpack_from(">BHI", ahead, pos)
+            end = pos + 7 + size
+            if len(ahead) > end:
+                transport._ahead_pos = end + 1
+                if ahead[end] != 206:
+                    raise UnexpectedFrame(
+                        f"Received frame_end {ahead[end]:#04x} while expecting 0xce"
+                    )
+                return self.on_inbound_frame((frame_type, channel, ahead[pos + 7 : end]))
+    return _original_blocking_read(self, timeout)
+
+
+def _make_reader(
+    self,
+    connection,
+    timeout=socket.timeout,
+    error=socket.error,
+    _unavail=(errno.EAGAIN, errno.EINTR),
+):
+    """kombu's event-loop reader (`kombu.transport.base.Transport._make_reader`), which drains
+    one delivery per event-loop iteration, draining on while the next frame is already buffered
+    (up to MAX_BUFFERED_DRAINS deliveries); then it reschedules itself as kombu's does."""
+    drain_events = connection.drain_events
+    transport = connection.transport
+
+    def _read(loop):
+        if not connection.connected:
+            raise RecoverableConnectionError("Socket was disconnected")
+        try:
+            drain_events(timeout=0)
+            for _ in range(MAX_BUFFERED_DRAINS - 1):
+                if not (connection.connected and _frame_buffered(transport)):
+                    break
+                drain_events(timeout=0)
+        except timeout:
+            return
+        except error as exc:
+            if exc.errno in _unavail:
+                return
+            raise
+        loop.call_soon(_read, loop)
+
+    return _read
+
+
 def _setup_transport(self):
     _original_setup(self)
     self._ahead, self._ahead_pos = b"", 0
@@ -97,6 +170,8 @@ def install() -> None:
     cls._read = _read
     cls._setup_transport = _setup_transport
     cls.having_timeout = having_timeout
+    _connection.Connection.blocking_read = blocking_read
+    _pyamqp.Transport._make_reader = _make_reader
 
 
 def uninstall() -> None:
@@ -104,3 +179,5 @@ def uninstall() -> None:
     cls._read = _original_read
     cls._setup_transport = _original_setup
     cls.having_timeout = _original_having_timeout
+    _connection.Connection.blocking_read = _original_blocking_read
+    _pyamqp.Transport._make_reader = _original_make_reader
