@@ -11,6 +11,7 @@ order with exponential backoff and RabbitMQ keeps everything beyond the prefetch
 
 from __future__ import annotations
 
+import collections
 import gc
 import logging
 import os
@@ -152,7 +153,10 @@ class ReportIngestor:
         self.conn = None
         self._parse_jobs: queue.Queue = queue.Queue()
         self._jobs: queue.Queue = queue.Queue()
-        self._done: queue.Queue = queue.Queue()
+        #: Written batches, appended by the writer thread and popped by the consumer thread only
+        #: (a deque: `collect` runs for every delivery, and an empty queue.Queue answered each
+        #: look with a lock and a raised Empty).
+        self._done: collections.deque = collections.deque()
         self._thread: threading.Thread | None = None
         self._parser: threading.Thread | None = None
 
@@ -196,11 +200,9 @@ class ReportIngestor:
 
     def collect(self) -> None:
         """Ack the batches the writer committed; schedule retries for the ones it could not."""
-        while True:
-            try:
-                batch, result, error = self._done.get_nowait()
-            except queue.Empty:
-                return
+        done = self._done
+        while done:
+            batch, result, error = done.popleft()
             self.in_flight -= 1
             if error is not None or self.retry:
                 # Failed, or committed after a failed batch: write again (dedupe makes that safe).
@@ -346,15 +348,15 @@ class ReportIngestor:
                 return
             batch, prepared, error = job
             if error is not None:
-                self._done.put((batch, None, error))
+                self._done.append((batch, None, error))
                 continue
             try:
                 result = self.write(prepared)
             except BaseException as exc:  # noqa: BLE001 - reported to the consumer thread
                 self._close()
-                self._done.put((batch, None, exc))
+                self._done.append((batch, None, exc))
             else:
-                self._done.put((batch, result, None))
+                self._done.append((batch, result, None))
 
     def write(self, prepared):
         if self.conn is None or self.conn.closed:
