@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from tests.factories import report_body as body
-from webapp.live.fanout import SESSION_ENDED, Fanout, Frame, Viewer, text_frame
+from webapp.live.fanout import GAP_FRAME, SESSION_ENDED, Fanout, Frame, Viewer, text_frame
 from webapp.live.hub import Batch, Hub
 from webapp.messages.filters import MessageFilter
 
@@ -84,4 +84,17 @@ def test_a_frame_is_encoded_once_to_the_bytes_wsproto_would_send():
         assert text_frame(text) == wsproto_text_frame(text), size
         frame = Frame(text)
         assert frame.wire == wsproto_text_frame(text) and not frame.closes
-    assert Frame('{"type": "error", "message": "no"}').closes
+
+
+def test_a_filter_the_scope_no_longer_allows_gets_an_error_frame_that_closes(
+    app, auth_enabled, write_reports
+):
+    """Free text needs access to details, which an anonymous viewer lacks: the push tells the
+    socket why and marks the frame as the last (the socket then closes)."""
+    fanout = Fanout(app, Hub("unused"))
+    searching = Viewer(MessageFilter(q="master.h5"), None, None)
+    fanout._viewers.add(searching)
+    fanout.push([batch_of(write_reports(body()))])
+    (frame,) = searching.take(0)
+    assert frame.closes and frame.text.startswith('{"type": "error"')
+    assert not GAP_FRAME.closes

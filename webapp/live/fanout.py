@@ -75,10 +75,10 @@ class Frame:
 
     __slots__ = ("closes", "text", "wire")
 
-    def __init__(self, text: str):
+    def __init__(self, text: str, closes: bool = False):
         self.text = text
         self.wire = text_frame(text)
-        self.closes = text.startswith('{"type": "error"')
+        self.closes = closes
 
     def __repr__(self) -> str:
         return f"Frame({self.text[:60]!r})"
@@ -280,7 +280,7 @@ class Fanout:
             scope.check_filters(filters)
         except Exception as exc:  # noqa: BLE001 - HTTPException: a filter no longer allowed
             message = getattr(exc, "description", None) or str(exc)
-            return Frame(json.dumps({"type": "error", "message": message}))
+            return Frame(json.dumps({"type": "error", "message": message}), closes=True)
         rows = queries.messages_in_batches(scope, filters, ranges, limit=MAX_ROWS_PER_PUSH + 1)
         if not rows:
             return None

@@ -27,6 +27,7 @@ from models.identifiers import PROMOTED_IDENTIFIERS
 from ..auth.scope import Scope
 from ..errors import InvalidFilter
 from ..extensions import db
+from ..planner import local_settings
 from .filters import MessageFilter
 
 #: Counts are exact up to here, then shown as "10,000+".
@@ -236,24 +237,14 @@ def _first_text_page(
     return page
 
 
-#: Planner costs zeroed for a free-text pass (see _trigram_pass).
-_PARALLEL_SETTINGS = ("parallel_setup_cost", "parallel_tuple_cost")
-
-
 def _trigram_pass(stmt: Any) -> list[Any]:
     """Rows of a statement whose work is a free-text filter's GIN bitmap scans.
 
     The trigram pass is one GIN bitmap scan per partition: let PostgreSQL spread the partitions
     over parallel workers (a Parallel Append), which its row estimates for a substring (a few
-    hundred rows) never make worth the default setup cost. For this statement only: RESET
-    afterwards, in the same transaction."""
-    for name in _PARALLEL_SETTINGS:
-        db.session.execute(text(f"SET LOCAL {name} = 0"))
-    try:
+    hundred rows) never make worth the default setup cost. For this statement only."""
+    with local_settings(parallel_setup_cost=0, parallel_tuple_cost=0):
         return db.session.execute(stmt).all()
-    finally:
-        for name in _PARALLEL_SETTINGS:
-            db.session.execute(text(f"RESET {name}"))
 
 
 def _keep_count(scope: Scope, filters: MessageFilter, cap: int, count: Count) -> None:

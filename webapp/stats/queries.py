@@ -56,6 +56,7 @@ from models.stats_daily import (
 
 from ..auth.scope import Scope
 from ..extensions import db
+from ..planner import local_settings
 from . import histogram
 from .filters import EPOCH, ROLLUP_IDENTIFIERS, StatsFilter
 
@@ -72,8 +73,7 @@ def answers_from_rollups(scope: Scope) -> bool:
 @contextmanager
 def serial_plans(scope: Scope) -> Iterator[None]:
     """Statements inside are planned without parallel workers when the rollups answer for
-    `scope` (SET LOCAL, RESET afterwards in the same transaction; an error rolls the
-    transaction, and the setting, back).
+    `scope` (`local_settings`).
 
     The statistics' reads are a few thousand rollup rows each (tiles, 30-day series, error
     groups), but at 5,000,000 messages their indexes pass the planner's parallel thresholds:
@@ -85,9 +85,8 @@ def serial_plans(scope: Scope) -> Iterator[None]:
     if not answers_from_rollups(scope):
         yield
         return
-    db.session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
-    yield
-    db.session.execute(text("RESET max_parallel_workers_per_gather"))
+    with local_settings(max_parallel_workers_per_gather=0):
+        yield
 
 
 def utc_trunc(unit: str, column):
