@@ -45,6 +45,7 @@ from models import Message
 from models.identifiers import IDENTIFIERS
 
 from ..errors import InvalidFilter
+from . import text_search
 
 STATUSES = ("all", "errored", "ok")
 #: What the pages call each status: "failed" is the operators' word; `errored` stays the URL value
@@ -221,8 +222,10 @@ class MessageFilter:
         ]
 
     # ---- SQL ------------------------------------------------------------------------------------
-    def clauses(self, model: Any = Message) -> list[Any]:
-        """The WHERE conditions (ANDed) of this filter for `Message` (or an alias of it)."""
+    def clauses(self, model: Any = Message, by_rare_trigrams: bool = False) -> list[Any]:
+        """The WHERE conditions (ANDed) of this filter for `Message` (or an alias of it);
+        `by_rare_trigrams`: the free text as text_search.contains puts it for a statement that
+        finds every match through the trigram index."""
         m = model
         where: list[Any] = []
         if self.types:
@@ -256,17 +259,20 @@ class MessageFilter:
             # lower() leaves such text as it is (every code point: tests/messages/
             # test_free_text.py), so LIKE of the lower-cased term matches the very rows ILIKE
             # did, without lower-casing each candidate row (half the cost of a recheck). The
-            # trigram index serves both.
-            where.append(m.search_text.like(f"%{escape_like(self.q.lower())}%", escape="\\"))
+            # trigram index serves both, asked for the term's rarest trigrams (text_search).
+            term = self.q.lower()
+            where.append(
+                text_search.contains(m.search_text, term, escape_like(term), by_rare_trigrams)
+            )
         if self.since is not None:
             where.append(m.received_at >= self.since)
         if self.until is not None:
             where.append(m.received_at < self.until)
         return where
 
-    def apply(self, stmt: Any, model: Any = Message) -> Any:
+    def apply(self, stmt: Any, model: Any = Message, by_rare_trigrams: bool = False) -> Any:
         """`stmt` (a select over `Message`) narrowed by every filter."""
-        where = self.clauses(model)
+        where = self.clauses(model, by_rare_trigrams)
         return stmt.where(and_(*where)) if where else stmt
 
 

@@ -28,6 +28,7 @@ from ..auth.scope import Scope
 from ..errors import InvalidFilter
 from ..extensions import db
 from ..planner import local_settings
+from . import text_search
 from .filters import MessageFilter
 
 #: Counts are exact up to here, then shown as "10,000+".
@@ -115,11 +116,14 @@ def parse_limit(args: Any, default: int = DEFAULT_LIMIT) -> int:
     return int(raw)
 
 
-def scoped(scope: Scope, filters: MessageFilter | None, *columns: Any):
-    """`select(*columns)` over Message restricted by the scope and the filters."""
+def scoped(
+    scope: Scope, filters: MessageFilter | None, *columns: Any, by_rare_trigrams: bool = False
+):
+    """`select(*columns)` over Message restricted by the scope and the filters
+    (`by_rare_trigrams`: see text_search.contains)."""
     stmt = select(*columns).select_from(Message)
     if filters is not None:
-        stmt = filters.apply(stmt)
+        stmt = filters.apply(stmt, by_rare_trigrams=by_rare_trigrams)
     return scope.apply(stmt, Message)
 
 
@@ -206,7 +210,7 @@ def _first_text_page(
     column, `matched`.
     """
     hits = (
-        scoped(scope, filters, Message.received_at, Message.id)
+        scoped(scope, filters, Message.received_at, Message.id, by_rare_trigrams=True)
         .limit(cap + 1)
         .cte("hits")
         .prefix_with("MATERIALIZED")
@@ -226,7 +230,7 @@ def _first_text_page(
         .join(Message, and_(Message.id == top.c.id, Message.received_at == top.c.received_at))
         .order_by(Message.received_at.desc(), Message.id.desc())
     )
-    rows = _trigram_pass(stmt)
+    rows = _trigram_pass(stmt, filters.q.lower())
     value = rows[0].matched if rows else 0
     _keep_count(scope, filters, cap, Count(min(value, cap), value <= cap))
     if value > cap:
@@ -237,12 +241,18 @@ def _first_text_page(
     return page
 
 
-def _trigram_pass(stmt: Any) -> list[Any]:
-    """Rows of a statement whose work is a free-text filter's GIN bitmap scans.
+def _trigram_pass(stmt: Any, term: str) -> list[Any]:
+    """Rows of a statement whose work is the free-text filter's GIN bitmap scans (`term`:
+    the filter's lower-cased text).
 
-    The trigram pass is one GIN bitmap scan per partition: let PostgreSQL spread the partitions
-    over parallel workers (a Parallel Append), which its row estimates for a substring (a few
-    hundred rows) never make worth the default setup cost. For this statement only."""
+    Looked up by its rarest trigrams (text_search), a term costs a millisecond or two per
+    partition: parallel workers would cost more to start than they save. Asked for every
+    trigram (no statistics yet, or only common trigrams), each partition's scan can decode long
+    posting lists: let PostgreSQL spread the partitions over parallel workers (a Parallel
+    Append), which its row estimates for a substring (a few hundred rows) never make worth the
+    default setup cost. For this statement only."""
+    if text_search.rare_keys(term) is not None:
+        return db.session.execute(stmt).all()
     with local_settings(parallel_setup_cost=0, parallel_tuple_cost=0):
         return db.session.execute(stmt).all()
 
@@ -288,7 +298,7 @@ def count_messages(
         kept = _kept_count(scope, filters, cap)
         if kept is not None:
             return kept
-    stmt = scoped(scope, filters, literal_column("1").label("one"))
+    stmt = scoped(scope, filters, literal_column("1").label("one"), by_rare_trigrams=True)
     if as_of is not None:
         stmt = stmt.where(
             tuple_(Message.received_at, Message.id)
@@ -296,7 +306,10 @@ def count_messages(
             Message.received_at <= as_of.received_at,
         )
     count = select(func.count()).select_from(stmt.limit(cap + 1).subquery())
-    value = _trigram_pass(count)[0][0] if filters.q is not None else db.session.scalar(count)
+    if filters.q is not None:
+        value = _trigram_pass(count, filters.q.lower())[0][0]
+    else:
+        value = db.session.scalar(count)
     return Count(min(value, cap), value <= cap)
 
 
