@@ -481,6 +481,12 @@ class Settings:
         if self.SMTP_USER and not self.SMTP_PASSWORD:
             raise ConfigError("SMTP_PASSWORD: required when SMTP_USER is set")
         if self.SMTP_CA_FILE:
+            if not self.SMTP_STARTTLS:
+                raise ConfigError(
+                    "SMTP_CA_FILE: set, but SMTP_STARTTLS is false, so alert e-mails would go "
+                    "out unencrypted and the CA file would never be used (set SMTP_STARTTLS=true, "
+                    "or leave SMTP_CA_FILE empty)"
+                )
             _ca_file("SMTP_CA_FILE", self.SMTP_CA_FILE)
 
 

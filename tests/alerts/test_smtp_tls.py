@@ -380,13 +380,29 @@ def test_bad_ca_file_is_a_config_error(pki, file, reason):
     assert reason in message and "expected a PEM file of CA certificates" in message
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
+#: A file even root may not read (sysctl files check their mode bits for root too).
+ROOT_UNREADABLE = "/proc/sys/vm/drop_caches"
+
+
 def test_unreadable_ca_file_is_a_config_error(pki, tmp_path):
     unreadable = tmp_path / "ca.pem"
     unreadable.write_bytes(pki["ca"].read_bytes())
     unreadable.chmod(0)
+    if os.geteuid() == 0:
+        # Root reads a mode-0 file: take one root cannot read.
+        unreadable = ROOT_UNREADABLE
+        with pytest.raises(PermissionError):
+            open(unreadable).close()  # noqa: PTH123, SIM115 - the premise of the test
     with pytest.raises(ConfigError, match=r"SMTP_CA_FILE: .* cannot be read \(Permission denied\)"):
         Settings.from_env(environ={**BASE, "SMTP_CA_FILE": str(unreadable)})
+
+
+def test_ca_file_without_starttls_is_a_config_error(pki):
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_env(
+            environ={**BASE, "SMTP_CA_FILE": str(pki["ca"]), "SMTP_STARTTLS": "false"}
+        )
+    assert str(raised.value).startswith("SMTP_CA_FILE: set, but SMTP_STARTTLS is false")
 
 
 def test_ca_file_default_and_good_value(pki):
