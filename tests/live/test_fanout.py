@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+import json
+import os
+import zlib
 from datetime import UTC, datetime, timedelta
 
+import pytest
+from wsproto.extensions import PerMessageDeflate
+
 from tests.factories import report_body as body
-from webapp.live.fanout import GAP_FRAME, SESSION_ENDED, Fanout, Frame, Viewer, text_frame
+from webapp.live.fanout import (
+    DEFLATE_MIN_BYTES,
+    GAP_FRAME,
+    SESSION_ENDED,
+    Fanout,
+    Frame,
+    Viewer,
+    text_frame,
+)
 from webapp.live.hub import Batch, Hub
 from webapp.messages.filters import MessageFilter
 
@@ -84,6 +98,72 @@ def test_a_frame_is_encoded_once_to_the_bytes_wsproto_would_send():
         assert text_frame(text) == wsproto_text_frame(text), size
         frame = Frame(text)
         assert frame.wire == wsproto_text_frame(text) and not frame.closes
+
+
+def wsproto_deflate_pair(offer: str = "client_max_window_bits"):
+    """A wsproto server with the extension /ws/ negotiates (deflate.SharedFrameDeflate) and a
+    wsproto client that offered `offer`, after the handshake."""
+    from wsproto import ConnectionType, WSConnection
+    from wsproto.events import AcceptConnection, Request
+
+    from webapp.live.deflate import SharedFrameDeflate
+
+    class Offer(PerMessageDeflate):
+        def offer(self) -> str:
+            return offer
+
+    server, client = WSConnection(ConnectionType.SERVER), WSConnection(ConnectionType.CLIENT)
+    ext = SharedFrameDeflate()
+    server.receive_data(
+        client.send(Request(host="localhost", target="/ws/messages", extensions=[Offer()]))
+    )
+    list(server.events())
+    client.receive_data(server.send(AcceptConnection(extensions=[ext])))
+    assert [type(e).__name__ for e in client.events()] == ["AcceptConnection"]
+    return server, client, ext
+
+
+def test_a_frame_is_deflated_once_per_window_to_the_bytes_wsproto_would_send():
+    """With server_no_context_takeover each message is compressed on its own: `wire_for` gives
+    the bytes wsproto's own compressor would send (RSV1, raw deflate, sync flush tail removed),
+    whatever the length form of the result, and a wsproto client inflates them."""
+    from wsproto.events import TextMessage
+
+    for size in (600, 5_000, 100_000, 200_000):
+        text = json.dumps({"type": "messages", "html": os.urandom(size // 2).hex()})
+        server, client, ext = wsproto_deflate_pair()
+        assert ext.enabled() and ext.server_no_context_takeover
+        frame = Frame(text)
+        wire = frame.wire_for(ext.server_max_window_bits)
+        assert wire[0] == 0xC1 and len(wire) < len(frame.wire), size
+        assert wire == server.send(TextMessage(data=text)), size
+        assert frame.wire_for(15) is wire, "compressed once, then shared"
+        client.receive_data(wire + wire)
+        got = [e.data for e in client.events() if isinstance(e, TextMessage)]
+        assert got == [text, text], size
+
+
+def test_small_frames_and_plain_sockets_get_the_plain_bytes():
+    frame = Frame(json.dumps({"type": "messages", "html": "x" * 2000}))
+    assert frame.wire_for(None) is frame.wire
+    assert GAP_FRAME.wire_for(15) is GAP_FRAME.wire  # below DEFLATE_MIN_BYTES: RSV1 clear
+    assert len(GAP_FRAME.wire) < DEFLATE_MIN_BYTES <= len(frame.wire)
+
+
+def test_a_smaller_window_gets_its_own_compressed_bytes():
+    """A client that asked for server_max_window_bits=10 inflates with a 1 KB window."""
+    server, client, ext = wsproto_deflate_pair("server_max_window_bits=10")
+    assert ext.server_max_window_bits == 10
+    rows = "".join(f"<tr><td>{n}</td><td>{os.urandom(300).hex()}</td></tr>" for n in range(40))
+    text = json.dumps({"type": "messages", "html": rows * 2})
+    frame = Frame(text)
+    small, wide = frame.wire_for(10), frame.wire_for(15)
+    # The repeat lies ~25 KB back: within a 32 KB window, beyond a 1 KB one.
+    assert len(wide) < 0.7 * len(small) and wide[1] == 126
+    client.receive_data(small)
+    assert [e.data for e in client.events()] == [text]
+    with pytest.raises(zlib.error):  # the default window refers too far back for this client
+        zlib.decompressobj(-10).decompress(wide[4:] + b"\x00\x00\xff\xff")
 
 
 def test_a_filter_the_scope_no_longer_allows_gets_an_error_frame_that_closes(

@@ -101,7 +101,7 @@ def raw_handshake(port: int, **headers: str) -> tuple[int, dict[str, str]]:
         conn.close()
 
 
-def test_the_live_process_checks_the_origin_and_never_compresses(live_process):
+def test_the_live_process_checks_the_origin_and_compresses_without_context(live_process):
     port = int(live_process().rsplit(":", 1)[1])
     for hostile in ("http://evil.example", f"http://evil.example:{port}", "null"):
         assert raw_handshake(port, Origin=hostile)[0] == 403, hostile
@@ -111,9 +111,11 @@ def test_the_live_process_checks_the_origin_and_never_compresses(live_process):
         **{"Sec-WebSocket-Extensions": "permessage-deflate; client_max_window_bits"},
     )
     assert status == 101
-    # A browser offers permessage-deflate: compressing each frame once per socket would undo
-    # the one render per group, so the server declines it.
-    assert "sec-websocket-extensions" not in headers
+    # A browser offers permessage-deflate: accepted, with every message compressed on its own,
+    # so that one compressed frame serves every socket of a group (tests/live/test_deflate.py).
+    extensions = headers["sec-websocket-extensions"]
+    assert extensions.startswith("permessage-deflate"), extensions
+    assert "server_no_context_takeover" in extensions, extensions
 
 
 def test_a_client_that_reads_slowly_gets_whole_frames(live_process, write_reports):

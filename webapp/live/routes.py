@@ -18,6 +18,10 @@ behind the reverse proxy's `/ws/` route; the page tier (`web`, gthread) still an
 bounded to a share of its threads. Either way the frames are rendered once per push for every
 socket with the same (filters, scope) by the process's fan-out (webapp/live/fanout.py); this
 handler only sends what its viewer's outbox receives.
+
+permessage-deflate is accepted when the client offers it (browsers do), always with
+`server_no_context_takeover` (webapp/live/deflate.py): each frame is then compressed once per
+group, not once per socket, and a socket writes the form it negotiated (`Frame.wire_for`).
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from ..auth.sessions import SESSION_ENDED_CLOSE_CODE, SESSION_ENDED_MESSAGE, cur
 from ..errors import DomainError
 from ..extensions import db, sock
 from ..messages.filters import MessageFilter
-from . import bp
+from . import bp, deflate
 from .fanout import (
     MAX_ROWS_PER_PUSH,
     MIN_PUSH_INTERVAL,
@@ -59,11 +63,8 @@ LISTEN_READY_SECONDS = 5.0
 CLOSE_WAIT_SECONDS = 2.0
 
 
-@bp.before_request
-def _no_compression():
-    """Refuse permessage-deflate: every frame would be compressed once per socket (its own zlib
-    stream), undoing the one-render-per-group fan-out; browsers fall back to plain frames."""
-    request.environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
+# simple-websocket negotiates permessage-deflate with server_no_context_takeover (deflate.py).
+deflate.install()
 
 
 @sock.route("/ws/messages", bp=bp)
@@ -96,21 +97,23 @@ def _subscribe_and_serve(ws, viewer: Viewer) -> None:
     app = current_app._get_current_object()
     _whole_writes(ws)
     fanout = get_fanout(app, get_hub(_listen_dsn()), request.url_root)
+    window_bits = deflate.negotiated_window(request.environ)
     fanout.add(viewer)
     try:
         # "hello" promises every later commit: only send it once LISTEN is in place.
         if not fanout.listening.wait(LISTEN_READY_SECONDS):
             logger.warning("live: LISTEN not ready after %s s", LISTEN_READY_SECONDS)
         ws.send(json.dumps({"type": "hello"}))
-        _serve(ws, viewer)
+        _serve(ws, viewer, window_bits)
     except ConnectionClosed:
         pass
     finally:
         fanout.remove(viewer)
 
 
-def _serve(ws, viewer: Viewer) -> None:
-    """Send what the fan-out hands this viewer; keep the socket alive when idle."""
+def _serve(ws, viewer: Viewer, window_bits: int | None = None) -> None:
+    """Send what the fan-out hands this viewer, deflated with `window_bits` when the socket
+    negotiated permessage-deflate (else None); keep the socket alive when idle."""
     last_send = time.monotonic()
     while ws.connected:
         items = viewer.take(_WAIT_SECONDS)
@@ -121,7 +124,7 @@ def _serve(ws, viewer: Viewer) -> None:
                 ws.send(json.dumps({"type": "error", "message": SESSION_ENDED_MESSAGE}))
                 ws.close(reason=SESSION_ENDED_CLOSE_CODE, message="session ended")
                 return
-            _send_frame(ws, item)
+            _send_frame(ws, item, window_bits)
             last_send = time.monotonic()
             if item.closes:
                 return
@@ -130,13 +133,16 @@ def _serve(ws, viewer: Viewer) -> None:
             last_send = time.monotonic()
 
 
-def _send_frame(ws, frame: Frame) -> None:
-    """Write the fan-out's already encoded frame: the same bytes for every socket of its group
-    (simple-websocket's `send` would encode the text again, once per socket)."""
+def _send_frame(ws, frame: Frame, window_bits: int | None = None) -> None:
+    """Write the fan-out's already encoded frame, plain or deflated as the socket negotiated:
+    the same bytes for every socket of its group (simple-websocket's `send` would encode and
+    compress the text again, once per socket). What goes through `ws.send` (hello, ping, error)
+    wsproto compresses itself, each message on its own (server_no_context_takeover), so the
+    client's inflater never needs data from our frames, nor ours from its messages."""
     if not ws.connected:
         raise ConnectionClosed(ws.close_reason, ws.close_message)
     try:
-        ws.sock.sendall(frame.wire)
+        ws.sock.sendall(frame.wire_for(window_bits))
     except OSError as exc:
         ws.connected = False
         raise ConnectionClosed(ws.close_reason, ws.close_message) from exc

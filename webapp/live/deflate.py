@@ -1,0 +1,77 @@
+"""permessage-deflate (RFC 7692) on `/ws/messages`, compressed once per group frame.
+
+The fan-out sends the same frame to every socket of a group (fanout.py), as bytes encoded once.
+A compressed frame can be shared the same way only if the server compresses every message on
+its own, without a sliding window carried from one message to the next: the server declares
+`server_no_context_takeover` in its handshake response, which RFC 7692 (7.1.1.1) lets it do
+whether or not the client asked. The client then inflates each message with a fresh window, so
+the bytes of a frame depend only on its text and the window size (`Frame.wire_for`).
+
+simple-websocket 1.1.0 builds the extension in `Base._handle_events`, during the handshake, as
+`PerMessageDeflate()` with no arguments, looking the module global
+`simple_websocket.ws.PerMessageDeflate` up at call time; there is no option to pass arguments.
+`install()` replaces that global with `SharedFrameDeflate`, which:
+
+- always sets `server_no_context_takeover` (so wsproto writes it into the response, and resets
+  its own compressor after each message that goes through `ws.send`: hello, ping, error never
+  refer to data of another message, ours included);
+- records itself in the WSGI environ of the request (the handshake runs in the handler's own
+  thread or greenlet, inside the Flask request, before simple-websocket's reader starts), so the
+  route knows whether deflate was negotiated and which window the client inflates with
+  (`negotiated_window`).
+
+If simple-websocket stops looking the global up, nothing is recorded and the route sends plain
+frames (RSV1 clear is always allowed), while wsproto negotiates deflate for its own messages as
+before: correct, only uncompressed. `tests/live/test_deflate.py` pins the patch (the handshake
+response must carry `permessage-deflate` and `server_no_context_takeover`, the frames must
+arrive compressed) and fails loudly if simple-websocket changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from typing import Any
+
+import simple_websocket.ws
+from flask import has_request_context, request
+from wsproto.extensions import PerMessageDeflate
+
+#: Where the handshake's extension object is kept for the route.
+ENVIRON_KEY = "pacer.live.deflate"
+#: zlib cannot produce raw deflate with an 8-bit window (wsproto refuses offers below 9 anyway).
+MIN_WINDOW_BITS = 9
+
+
+class SharedFrameDeflate(PerMessageDeflate):
+    """wsproto's permessage-deflate, always with `server_no_context_takeover`, recorded in the
+    current request's environ."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["server_no_context_takeover"] = True
+        super().__init__(*args, **kwargs)
+        if has_request_context():
+            request.environ[ENVIRON_KEY] = self
+
+
+def install() -> None:
+    """Make simple-websocket's servers negotiate `SharedFrameDeflate`."""
+    current = getattr(simple_websocket.ws, "PerMessageDeflate", None)
+    if current is not SharedFrameDeflate:
+        if current is not PerMessageDeflate:
+            raise RuntimeError(
+                "simple_websocket.ws.PerMessageDeflate is not wsproto's: "
+                "webapp/live/deflate.py must be checked against this simple-websocket"
+            )
+        simple_websocket.ws.PerMessageDeflate = SharedFrameDeflate
+
+
+def negotiated_window(environ: MutableMapping[str, Any]) -> int | None:
+    """The window bits this socket's client inflates our messages with, or None when the frames
+    must go out plain (deflate not offered, not negotiated, or a window zlib cannot write)."""
+    ext = environ.get(ENVIRON_KEY)
+    if not isinstance(ext, SharedFrameDeflate) or not ext.enabled():
+        return None
+    if not ext.server_no_context_takeover:
+        return None
+    bits = ext.server_max_window_bits
+    return bits if bits >= MIN_WINDOW_BITS else None
