@@ -180,6 +180,47 @@ def test_a_large_count_arrives_after_the_rows_and_live_updates_add_to_it(
     assert page.dialogs == [] and page.console_errors == []
 
 
+def test_live_updates_keep_the_table_bounded_and_the_way_down(live_server, watched, write_reports):
+    """A list left open in live mode keeps at most LIVE_MAX_ROWS rows: the oldest go (below the
+    window, never while rows are selected), and "load older" goes on right below the last row
+    kept: no message skipped, none twice."""
+    from webapp.messages.routes import LIVE_MAX_ROWS
+
+    page = watched
+    url = live_server()
+    ids = write_reports(*(body(message_type="proposal-sync") for _ in range(60)))
+    page.goto(url + "/?type=proposal-sync")
+    page.wait_for_selector("#live-status[data-state=live]")
+    assert len(rows(page)) == 50
+
+    def arrive(n: int) -> None:
+        batch = write_reports(*(body(message_type="proposal-sync") for _ in range(n)))
+        ids.extend(batch)
+        page.wait_for_selector(f'tr[data-id="{batch[-1]}"]', timeout=5000)
+
+    for _ in range(LIVE_MAX_ROWS // 100):
+        arrive(100)
+    newest_first = [str(i) for i in sorted(ids, reverse=True)]
+    assert rows(page) == newest_first[:LIVE_MAX_ROWS]
+    last = page.locator("#message-rows tr.msg").last.get_attribute("data-cursor")
+    assert f"cursor={last}" in page.locator('nav.pager a[rel="next"]').get_attribute("href")
+    # Scrolled to, the "load older" row brings the rows right below the last one kept.
+    page.locator("#message-rows tr.load-more a").scroll_into_view_if_needed()
+    expect(page.locator("#message-rows tr.msg")).to_have_count(LIVE_MAX_ROWS + 50, timeout=5000)
+    assert rows(page) == newest_first[: LIVE_MAX_ROWS + 50]
+
+    # While a row is selected nothing goes; once it is not, the table is trimmed again.
+    page.evaluate("window.scrollTo(0, 0)")
+    selected = page.locator(f'tr[data-id="{newest_first[0]}"] input.select-row')
+    selected.check()
+    arrive(100)
+    assert len(rows(page)) == LIVE_MAX_ROWS + 150
+    selected.uncheck()
+    arrive(1)
+    assert rows(page) == [str(i) for i in sorted(ids, reverse=True)][:LIVE_MAX_ROWS]
+    assert page.dialogs == [] and page.console_errors == []
+
+
 def test_live_updates_reconnect_after_a_drop(live_server, watched, write_reports, pg):
     page = watched
     url = live_server()

@@ -30,6 +30,10 @@ from .filters import (
     datetime_local_value,
 )
 
+#: Rows the list keeps while live updates add new ones above (a wall screen left open for a day
+#: at 200 reports/s would otherwise grow the table by 100 rows every half second).
+LIVE_MAX_ROWS = 500
+
 
 @bp.get("/")
 def index():
@@ -89,6 +93,11 @@ def index():
         live_config={
             "url": url_for("live.messages_socket", **filters.url_args()),
             "enabled": page.is_first,
+            # Rows kept while live updates add rows above; older ones go, and the way down
+            # (the "load older" row, the pager's Older link) starts below the last row kept.
+            "max_rows": LIVE_MAX_ROWS,
+            "older": url_for("messages.index", **nav_args),
+            "older_rows": url_for("messages.index", fragment="rows", **nav_args),
         },
     ), (400 if refused else 200)
 
@@ -254,4 +263,13 @@ def format_pretty_json(value: object) -> str:
 
 @bp.app_context_processor
 def _helpers():
-    return {"row_identifiers": presenters.row_identifiers, "short_hash": presenters.SHORT_HASH}
+    return {
+        "row_identifiers": presenters.row_identifiers,
+        "short_hash": presenters.SHORT_HASH,
+        "row_cursor": _row_cursor,
+    }
+
+
+def _row_cursor(m: dict) -> str:
+    """The cursor of the page below this row (the list's live updates continue from it)."""
+    return queries.Cursor(m["received_at"], m["id"]).encode()

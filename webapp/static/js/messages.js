@@ -300,6 +300,7 @@
     for (var i = fresh.length - 1; i >= 0; i--) { tbody.insertBefore(fresh[i], tbody.firstChild); }
     var added = message.truncated ? message.total : fresh.length;
     this.bump(added);
+    this.trim();
     updateSelection();
     if (message.truncated) {
       this.setStatus("live: " + message.total + " new messages, the newest " + fresh.length + " shown", "live");
@@ -310,6 +311,61 @@
   };
 
   Live.prototype.bump = function (added) { addToCount(this.counter, added); };
+
+  // The table keeps at most config.max_rows rows while live updates add rows above: the oldest
+  // go, but only rows below the window (never one being read) and never while rows are selected
+  // (the selection is the operator's). The way down then starts below the last row kept: a new
+  // "load older" row and the pager's Older link, with that row's cursor.
+  Live.prototype.trim = function () {
+    var limit = this.config.max_rows;
+    var rows = this.tbody.querySelectorAll("tr[data-id]");
+    if (!limit || rows.length <= limit || this.tbody.querySelector("input.select-row:checked")) { return; }
+    // Measure first, then remove (one layout): a row goes when the row above it, the new last
+    // one, still reaches below the window, so the new "load older" row is out of sight (it loads
+    // when scrolled to).
+    var bottom = window.innerHeight || document.documentElement.clientHeight;
+    var kept = rows.length;
+    while (kept > limit && rows[kept - 2].getBoundingClientRect().bottom >= bottom) { kept--; }
+    if (kept === rows.length) { return; }
+    for (var i = rows.length - 1; i >= kept; i--) { rows[i].remove(); }
+    this.continueFrom(rows[kept - 1].getAttribute("data-cursor"));
+  };
+
+  Live.prototype.continueFrom = function (cursor) {
+    var withCursor = function (url) {
+      var target = new URL(url, window.location.href);
+      target.searchParams.set("cursor", cursor);
+      return target.pathname + target.search;
+    };
+    var sentinel = this.tbody.querySelector("tr.load-more");
+    if (sentinel) { sentinel.remove(); }
+    var row = document.createElement("tr");
+    row.className = "load-more";
+    var cell = document.createElement("td");
+    cell.colSpan = 8;
+    var link = document.createElement("a");
+    link.href = withCursor(this.config.older);
+    link.setAttribute("hx-get", withCursor(this.config.older_rows));
+    link.setAttribute("hx-trigger", "click, revealed");
+    link.setAttribute("hx-target", "closest tr");
+    link.setAttribute("hx-swap", "outerHTML");
+    link.textContent = "Load older messages";
+    cell.appendChild(link);
+    row.appendChild(cell);
+    this.tbody.appendChild(row);
+    if (window.htmx) { window.htmx.process(row); }
+    var pager = document.querySelector("nav.pager");
+    if (pager) {
+      var older = pager.querySelector('a[rel="next"]');
+      if (!older) {
+        older = document.createElement("a");
+        older.rel = "next";
+        older.textContent = "Older ›";
+        pager.appendChild(older);
+      }
+      older.href = withCursor(this.config.older);
+    }
+  };
 
   // ---- the count -------------------------------------------------------------------------------
   // The page counts up to 1,000 before it answers; beyond, it shows "1,000+" (data-exact
