@@ -23,6 +23,9 @@ The client side stands in for browsers, which in reality run on other machines: 
 simple-websocket uses), at a lower CPU priority (`--client-nice`, applied to those processes
 only), so that on the one machine the benchmark has, reading a thousand sockets neither takes
 the cores from the server nor holds the GIL of the process whose probe times the list page.
+Like browsers, the clients offer permessage-deflate (the server compresses each group frame
+once, webapp/live/deflate.py) and inflate what they get; `--no-deflate` offers nothing (plain
+frames, as before 2026-12-05). The result counts the bytes the clients read in the window.
 1,000 sockets cost one file descriptor each, so the bench raises its own soft RLIMIT_NOFILE to
 the hard limit (`ulimit -n`; a hard limit below sockets + 256 is an error, raise it first); the
 client processes inherit it.
@@ -55,6 +58,7 @@ from wsproto.events import (
     Request,
     TextMessage,
 )
+from wsproto.extensions import PerMessageDeflate
 
 from bench.common import (
     RESULTS,
@@ -138,9 +142,12 @@ class Viewers:
     """`paths` sockets on 127.0.0.1:`port`, all in one asyncio thread: each records
     (message id, arrival time) of every message frame."""
 
-    def __init__(self, port: int, paths: list[str]):
+    def __init__(self, port: int, paths: list[str], deflate: bool = True):
         self.port = port
         self.paths = paths
+        self.deflate = deflate
+        #: Bytes read from the sockets (frames as sent: compressed when deflate was negotiated).
+        self.wire_bytes = 0
         #: Per socket: (message id, arrival time, the frame's sent_at), epoch seconds.
         self.arrivals: list[list[tuple[int, float, float]]] = [[] for _ in paths]
         #: Rows each socket was told about: shown, or counted beyond MAX_ROWS_PER_PUSH.
@@ -165,6 +172,7 @@ class Viewers:
             a.clear()
         self.totals = [0] * len(self.paths)
         self.frames = 0
+        self.wire_bytes = 0
 
     def close(self) -> None:
         async def _close():
@@ -200,7 +208,10 @@ class Viewers:
             return
         self._writers.append(writer)
         ws = WSConnection(ConnectionType.CLIENT)
-        writer.write(ws.send(Request(host=f"127.0.0.1:{self.port}", target=path)))
+        # What Chromium offers: permessage-deflate (wsproto inflates).
+        extensions = [PerMessageDeflate()] if self.deflate else []
+        request = Request(host=f"127.0.0.1:{self.port}", target=path, extensions=extensions)
+        writer.write(ws.send(request))
         parts: list[str] = []
         arrivals = self.arrivals[n]
         try:
@@ -209,6 +220,7 @@ class Viewers:
                 if not data:
                     break
                 at = time.time()
+                self.wire_bytes += len(data)
                 ws.receive_data(data)
                 for event in ws.events():
                     if isinstance(event, TextMessage):
@@ -247,11 +259,11 @@ class Viewers:
             writer.close()
 
 
-def _client_main(conn, port: int, paths: list[str], nice: int) -> None:
+def _client_main(conn, port: int, paths: list[str], nice: int, deflate: bool = True) -> None:
     """One client process: its share of the sockets, driven by the parent over `conn`."""
     if nice:
         os.nice(nice)  # this process only: the server's processes keep their priority
-    viewers = Viewers(port, paths)
+    viewers = Viewers(port, paths, deflate)
     while True:
         command = conn.recv()
         if command == "open":
@@ -270,7 +282,7 @@ def _client_main(conn, port: int, paths: list[str], nice: int) -> None:
                 )
                 for arrivals in viewers.arrivals
             ]
-            conn.send((rows, viewers.totals, viewers.frames, viewers.gaps))
+            conn.send((rows, viewers.totals, viewers.frames, viewers.gaps, viewers.wire_bytes))
         elif command == "close":
             viewers.close()
             conn.send(None)
@@ -281,7 +293,9 @@ class ClientProcesses:
     """The simulated browsers: `paths` sockets spread over `processes` processes of their own,
     each at `nice` (see the module's docstring); the same figures as one `Viewers`."""
 
-    def __init__(self, port: int, paths: list[str], processes: int, nice: int):
+    def __init__(
+        self, port: int, paths: list[str], processes: int, nice: int, deflate: bool = True
+    ):
         self.paths = paths
         processes = max(1, min(processes, len(paths)))
         #: Socket n is served by process n % processes (each gets every filter).
@@ -293,7 +307,7 @@ class ClientProcesses:
             parent, child = context.Pipe()
             proc = context.Process(
                 target=_client_main,
-                args=(child, port, [paths[n] for n in share], nice),
+                args=(child, port, [paths[n] for n in share], nice, deflate),
                 daemon=True,
                 name="bench-live-client",
             )
@@ -308,6 +322,7 @@ class ClientProcesses:
         self.totals = [0] * len(paths)
         self.frames = 0
         self.gaps = 0
+        self.wire_bytes = 0
 
     @property
     def pids(self) -> list[int]:
@@ -334,12 +349,13 @@ class ClientProcesses:
 
     def collect(self) -> None:
         """Fetch every socket's arrivals and totals from the client processes."""
-        self.frames = self.gaps = 0
-        for share, (rows, totals, frames, gaps) in zip(
+        self.frames = self.gaps = self.wire_bytes = 0
+        for share, (rows, totals, frames, gaps, wire_bytes) in zip(
             self.shares, self._all("collect"), strict=True
         ):
             self.frames += frames
             self.gaps += gaps
+            self.wire_bytes += wire_bytes
             for local, n in enumerate(share):
                 ids, at, sent = rows[local]
                 self.arrivals[n] = list(zip(ids, at, sent, strict=True))
@@ -453,7 +469,9 @@ def run(args) -> dict:
     RESULTS.mkdir(parents=True, exist_ok=True)
     environ = env(db_name, **names)
     paths = ["/ws/messages" + FILTERS[n % len(FILTERS)] for n in range(args.sockets)]
-    viewers = ClientProcesses(args.live_port, paths, args.client_processes, args.client_nice)
+    viewers = ClientProcesses(
+        args.live_port, paths, args.client_processes, args.client_nice, not args.no_deflate
+    )
     worker = start_worker(f"bench-live-{suffix}@%h", environ, RESULTS / "live-worker.log")
     web = start_server("web", args.port, environ, RESULTS / "live-gunicorn.log")
     # Every simulated viewer connects from 127.0.0.1: lift the per-client cap (it would refuse
@@ -587,6 +605,9 @@ def run(args) -> dict:
         # Non-zero: the client fell more than the server's outbox behind (a starved client on
         # a loaded machine, not a slow server: see "deliver" in the latency parts).
         "client_gaps": viewers.gaps,
+        # Offered permessage-deflate; megabytes read from the sockets in the window.
+        "client_deflate": not args.no_deflate,
+        "client_wire_mb": round(viewers.wire_bytes / 1e6, 1),
         "client_processes": len(viewers.procs),
         "client_nice": args.client_nice,
         "client_niceness": viewers.niceness,
@@ -601,6 +622,8 @@ def run(args) -> dict:
         "web_cpu_cores_no_sockets": round(cpu_quiet, 2),
         "web_cpu_cores": round(cpu_busy, 2),
         "live_cpu_cores": round(cpu_live, 2),
+        # The live process's CPU per frame delivered (µs): what deflate and encoding change.
+        "live_cpu_us_per_frame": round(cpu_live * wall / max(1, viewers.frames) * 1e6, 1),
         "fd_limit": fd_limit,
         "load_average": [round(x, 2) for x in load],
         "met": all(met.values()),
@@ -687,6 +710,11 @@ def main(argv=None) -> dict:
         default=10,
         help="niceness added to the client processes only (they stand in for remote browsers)",
     )
+    parser.add_argument(
+        "--no-deflate",
+        action="store_true",
+        help="the clients do not offer permessage-deflate (browsers do): plain frames",
+    )
     args = parser.parse_args(argv)
     result = run(args)
     for row in rows(result):
@@ -694,7 +722,10 @@ def main(argv=None) -> dict:
     print(
         f"latency parts p50/p95 ms: {result['latency_parts_p50_p95_ms']}; bench client CPU "
         f"{result['client_cpu_cores']} cores ({result['client_processes']} processes, nice "
-        f"+{result['client_nice']}), {result['client_gaps']} gap frames received, publisher "
+        f"+{result['client_nice']}), {result['client_gaps']} gap frames received, "
+        f"{result['client_wire_mb']} MB read (deflate offered: {result['client_deflate']}), "
+        f"live process {result['live_cpu_us_per_frame']} µs CPU per frame, "
+        f"publisher "
         f"and probe {result['bench_cpu_cores']}; "
         f"load average at the end: {result['load_average']}",
         flush=True,

@@ -91,6 +91,9 @@ def test_live_benchmark_times_publish_to_socket(results):
     assert out["client_processes"] == 2 and os.getpid() not in out["client_pids"]
     assert out["client_niceness"] == [min(19, os.nice(0) + 10)] * 2
     assert isinstance(out["client_gaps"], int)
+    # Like browsers, the clients offer permessage-deflate; what they read is counted.
+    assert out["client_deflate"] is True and out["client_wire_mb"] >= 0
+    assert out["live_cpu_us_per_frame"] > 0
     table = bench_main.table(bench_main.rows_for("live", out))
     for figure in ("publish→socket", "list page p95", "web tier CPU (web + live processes)"):
         assert figure in table

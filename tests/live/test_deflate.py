@@ -240,3 +240,41 @@ def test_simple_websocket_builds_the_extension_through_the_patched_global():
     assert deflate.negotiated_window({deflate.ENVIRON_KEY: ext}) == 15
     assert deflate.negotiated_window({}) is None
     assert deflate.negotiated_window({deflate.ENVIRON_KEY: deflate.SharedFrameDeflate()}) is None
+
+
+@pytest.mark.browser
+def test_chromium_negotiates_deflate_and_reads_the_shared_frames(
+    live_process,  # noqa: F811
+    page,
+    write_reports,
+):
+    """Chromium offers `permessage-deflate; client_max_window_bits`: it gets the extension with
+    server_no_context_takeover and inflates our precompressed frames (and wsproto's hello)."""
+    port = port_of(live_process())
+    page.goto(f"http://127.0.0.1:{port}/")
+    extensions = page.evaluate(
+        """async (url) => {
+            const ws = new WebSocket(url);
+            window.deflateTest = [];
+            ws.onmessage = (e) => window.deflateTest.push(JSON.parse(e.data));
+            await new Promise((resolve, reject) => { ws.onopen = resolve; ws.onerror = reject; });
+            window.deflateSocket = ws;
+            return ws.extensions;
+        }""",
+        f"ws://127.0.0.1:{port}/ws/messages",
+    )
+    assert extensions.startswith("permessage-deflate"), extensions
+    assert "server_no_context_takeover" in extensions, extensions
+    ids = write_reports(*[body() for _ in range(50)])
+    page.wait_for_function(
+        """(want) => {
+            const got = new Set(window.deflateTest.flatMap((m) => m.ids || []));
+            return want.every((id) => got.has(id));
+        }""",
+        arg=ids,
+        timeout=30_000,
+    )
+    received = page.evaluate("window.deflateTest")
+    assert received[0] == {"type": "hello"}
+    assert page.evaluate("window.deflateSocket.readyState") == 1  # still open: nothing invalid
+    assert page.console_errors == []
