@@ -278,3 +278,18 @@ def test_chromium_negotiates_deflate_and_reads_the_shared_frames(
     assert received[0] == {"type": "hello"}
     assert page.evaluate("window.deflateSocket.readyState") == 1  # still open: nothing invalid
     assert page.console_errors == []
+
+
+def test_another_class_in_simple_websocket_is_left_alone(monkeypatch):
+    """A simple-websocket whose global is not wsproto's class: no patch, plain frames, a
+    warning (the app still starts)."""
+
+    class Theirs(PerMessageDeflate):
+        pass
+
+    warnings: list[str] = []
+    monkeypatch.setattr(deflate.logger, "warning", lambda msg, *a: warnings.append(msg % a))
+    monkeypatch.setattr(simple_websocket.ws, "PerMessageDeflate", Theirs)
+    deflate.install()
+    assert simple_websocket.ws.PerMessageDeflate is Theirs
+    assert len(warnings) == 1 and "frames go out uncompressed" in warnings[0]

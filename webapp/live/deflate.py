@@ -20,7 +20,8 @@ simple-websocket 1.1.0 builds the extension in `Base._handle_events`, during the
   route knows whether deflate was negotiated and which window the client inflates with
   (`negotiated_window`).
 
-If simple-websocket stops looking the global up, nothing is recorded and the route sends plain
+If simple-websocket stops looking the global up (or the global holds another class, which
+`install` then leaves alone with a warning), nothing is recorded and the route sends plain
 frames (RSV1 clear is always allowed), while wsproto negotiates deflate for its own messages as
 before: correct, only uncompressed. `tests/live/test_deflate.py` pins the patch (the handshake
 response must carry `permessage-deflate` and `server_no_context_takeover`, the frames must
@@ -29,12 +30,15 @@ arrive compressed) and fails loudly if simple-websocket changes.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import MutableMapping
 from typing import Any
 
 import simple_websocket.ws
 from flask import has_request_context, request
 from wsproto.extensions import PerMessageDeflate
+
+logger = logging.getLogger(__name__)
 
 #: Where the handshake's extension object is kept for the route.
 ENVIRON_KEY = "pacer.live.deflate"
@@ -54,15 +58,19 @@ class SharedFrameDeflate(PerMessageDeflate):
 
 
 def install() -> None:
-    """Make simple-websocket's servers negotiate `SharedFrameDeflate`."""
+    """Make simple-websocket's servers negotiate `SharedFrameDeflate`. If its module no longer
+    holds wsproto's class, leave it alone: the sockets then get plain frames (see above)."""
     current = getattr(simple_websocket.ws, "PerMessageDeflate", None)
-    if current is not SharedFrameDeflate:
-        if current is not PerMessageDeflate:
-            raise RuntimeError(
-                "simple_websocket.ws.PerMessageDeflate is not wsproto's: "
-                "webapp/live/deflate.py must be checked against this simple-websocket"
-            )
-        simple_websocket.ws.PerMessageDeflate = SharedFrameDeflate
+    if current is SharedFrameDeflate:
+        return
+    if current is not PerMessageDeflate:
+        logger.warning(
+            "live: simple_websocket.ws.PerMessageDeflate is not wsproto's (%r): frames go out "
+            "uncompressed; check webapp/live/deflate.py against this simple-websocket",
+            current,
+        )
+        return
+    simple_websocket.ws.PerMessageDeflate = SharedFrameDeflate
 
 
 def negotiated_window(environ: MutableMapping[str, Any]) -> int | None:
