@@ -13,7 +13,7 @@ import zlib
 import pytest
 import simple_websocket.ws
 from wsproto import ConnectionType, WSConnection
-from wsproto.events import AcceptConnection, Request, TextMessage
+from wsproto.events import AcceptConnection, CloseConnection, Request, TextMessage
 from wsproto.extensions import PerMessageDeflate
 
 from tests.factories import report_body as body
@@ -60,6 +60,7 @@ class RawClient:
         self._upgraded = False
         self._parts: list[str] = []
         self.accepted = False
+        self.close_code: int | None = None
         self.read(lambda: self.accepted)
 
     def read(self, until, seconds: float = 30) -> None:
@@ -76,6 +77,8 @@ class RawClient:
         for event in self.ws.events():
             if isinstance(event, AcceptConnection):
                 self.accepted = True
+            elif isinstance(event, CloseConnection):
+                self.close_code = event.code
             elif isinstance(event, TextMessage):
                 self._parts.append(event.data)
                 if event.message_finished:
@@ -104,6 +107,9 @@ class RawClient:
             raw, self._buffer = self._buffer[: start + n], self._buffer[start + n :]
             if first & 0x0F == 0x1:  # text (our messages are never fragmented)
                 self.frames.append((first, raw[start:], raw))
+
+    def send(self, text: str) -> None:
+        self.sock.sendall(self.ws.send(TextMessage(data=text)))
 
     def messages(self) -> list[dict]:
         return [json.loads(t) for t in self.texts]
@@ -186,6 +192,26 @@ def test_a_smaller_server_window_is_honoured(live_process, write_reports):  # no
             inflate(wide[4:], window_bits=10)  # 126 + 16-bit length: a 4-byte header
     finally:
         small.close()
+
+
+def test_a_client_message_that_inflates_beyond_the_cap_closes_the_socket(
+    live_process,  # noqa: F811
+):
+    """A client has nothing to send; 10 MB of text deflates to ~10 KB, which must not inflate
+    into the server's buffer: the socket closes with 1009 (message too big). A small compressed
+    message is taken (and ignored) as before."""
+    port = port_of(live_process())
+    client = RawClient(port)
+    try:
+        client.read(lambda: client.texts)
+        client.send("hello server " * 100)
+        time.sleep(0.5)
+        assert client.close_code is None
+        client.send("x" * 10_000_000)
+        client.read(lambda: client.close_code is not None, seconds=10)
+        assert client.close_code == 1009, client.close_code
+    finally:
+        client.close()
 
 
 def test_errors_still_arrive_and_decode(live_process):  # noqa: F811

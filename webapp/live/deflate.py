@@ -31,12 +31,14 @@ arrive compressed) and fails loudly if simple-websocket changes.
 from __future__ import annotations
 
 import logging
+import zlib
 from collections.abc import MutableMapping
 from typing import Any
 
 import simple_websocket.ws
 from flask import has_request_context, request
 from wsproto.extensions import PerMessageDeflate
+from wsproto.frame_protocol import CloseReason, FrameDecoder, FrameProtocol
 
 logger = logging.getLogger(__name__)
 
@@ -46,15 +48,47 @@ ENVIRON_KEY = "pacer.live.deflate"
 MIN_WINDOW_BITS = 9
 
 
+#: The most a client's compressed message may inflate to. A client of /ws/messages has nothing to
+#: say (close and pong are control frames, never compressed); without a cap a few KB of deflate
+#: would inflate ~1,000-fold into simple-websocket's buffer, which the route never reads.
+MAX_INBOUND_BYTES = 64 * 1024
+
+
 class SharedFrameDeflate(PerMessageDeflate):
     """wsproto's permessage-deflate, always with `server_no_context_takeover`, recorded in the
-    current request's environ."""
+    current request's environ; a compressed client message beyond `MAX_INBOUND_BYTES` closes
+    the socket (1009) before it is inflated further."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs["server_no_context_takeover"] = True
         super().__init__(*args, **kwargs)
+        self._inbound_bytes = 0
         if has_request_context():
             request.environ[ENVIRON_KEY] = self
+
+    def frame_inbound_payload_data(
+        self, proto: FrameDecoder | FrameProtocol, data: bytes
+    ) -> bytes | CloseReason:
+        if not self._inbound_compressed or not self._inbound_is_compressible:
+            return data
+        assert self._decompressor is not None
+        room = MAX_INBOUND_BYTES - self._inbound_bytes
+        try:
+            # At most one byte past the cap (max_length 0 would mean no limit).
+            out = self._decompressor.decompress(bytes(data), room + 1)
+        except zlib.error:
+            return CloseReason.INVALID_FRAME_PAYLOAD_DATA
+        self._inbound_bytes += len(out)
+        if self._inbound_bytes > MAX_INBOUND_BYTES or self._decompressor.unconsumed_tail:
+            return CloseReason.MESSAGE_TOO_BIG
+        return out
+
+    def frame_inbound_complete(
+        self, proto: FrameDecoder | FrameProtocol, fin: bool
+    ) -> bytes | CloseReason | None:
+        if fin and self._inbound_is_compressible:  # the end of a data message
+            self._inbound_bytes = 0
+        return super().frame_inbound_complete(proto, fin)
 
 
 def install() -> None:
