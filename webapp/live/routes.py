@@ -166,7 +166,11 @@ class _WholeWrites:
 
     def sendall(self, data, *args) -> None:
         with self._lock:
-            self._sock.sendall(data, *args)
+            # One send takes a whole frame when the socket has room (nearly always); gevent's
+            # sendall would first ask the kernel for the buffer size, every frame.
+            sent = self._sock.send(data, *args)
+            if sent < len(data):
+                self._sock.sendall(memoryview(data)[sent:], *args)
 
     def __getattr__(self, name):
         return getattr(self._sock, name)
