@@ -198,18 +198,33 @@ def test_a_client_message_that_inflates_beyond_the_cap_closes_the_socket(
     live_process,  # noqa: F811
 ):
     """A client has nothing to send; 10 MB of text deflates to ~10 KB, which must not inflate
-    into the server's buffer: the socket closes with 1009 (message too big). A small compressed
-    message is taken (and ignored) as before."""
+    into the server's buffer: the socket closes with 1009 (message too big) as it arrives. (A
+    small message closes it too, with 1008, at the handler's next turn:
+    test_a_client_message_closes_the_socket.)"""
     port = port_of(live_process())
     client = RawClient(port)
     try:
         client.read(lambda: client.texts)
-        client.send("hello server " * 100)
-        time.sleep(0.5)
-        assert client.close_code is None
         client.send("x" * 10_000_000)
         client.read(lambda: client.close_code is not None, seconds=10)
         assert client.close_code == 1009, client.close_code
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("deflated", [True, False])
+def test_a_client_message_closes_the_socket(live_process, deflated):  # noqa: F811
+    """The server only sends on /ws/messages: what a client sends would pile up unread in
+    simple-websocket's buffer (a few KB at a time, without end). The socket closes with 1008."""
+    port = port_of(live_process())
+    client = RawClient(port, offer=BROWSER_OFFER if deflated else None)
+    try:
+        client.read(lambda: client.texts)
+        started = time.monotonic()
+        client.send("hello server " * 100)
+        client.read(lambda: client.close_code is not None, seconds=5)
+        assert client.close_code == 1008, client.close_code
+        assert time.monotonic() - started < 3
     finally:
         client.close()
 

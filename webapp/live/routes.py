@@ -7,6 +7,7 @@ Protocol (server → client, JSON text frames):
   {"type": "gap"}                                     some updates may have been missed
   {"type": "ping"}                                    keep-alive (every 25 s when idle)
   {"type": "error", "message": "..."}                 then the server closes the socket
+The client sends nothing: a data message closes the socket with code 1008.
 Over the socket limits (webapp/live/limits.py) the server closes at once with code 1013 and
 the reason.
 Pushes are batched and throttled to at most one per MIN_PUSH_INTERVAL seconds.
@@ -59,6 +60,10 @@ __all__ = ["MAX_ROWS_PER_PUSH", "MIN_PUSH_INTERVAL", "messages_socket"]
 KEEPALIVE_SECONDS = 25.0
 _WAIT_SECONDS = 1.0
 LISTEN_READY_SECONDS = 5.0
+#: A client sends nothing on /ws/messages (pong and close are control frames): a message closes
+#: the socket with 1008 at the handler's next turn (within `_WAIT_SECONDS`).
+CLOSE_POLICY_VIOLATION = 1008
+CLIENT_MESSAGE_REFUSED = "this socket only sends"
 #: How long a refused socket waits for the client to close its end.
 CLOSE_WAIT_SECONDS = 2.0
 
@@ -117,6 +122,11 @@ def _serve(ws, viewer: Viewer, window_bits: int | None = None) -> None:
     last_send = time.monotonic()
     while ws.connected:
         items = viewer.take(_WAIT_SECONDS)
+        if ws.receive(timeout=0) is not None:
+            # Nothing to say on this socket: a client message would only pile up in
+            # simple-websocket's buffer, which nothing reads.
+            ws.close(reason=CLOSE_POLICY_VIOLATION, message=CLIENT_MESSAGE_REFUSED)
+            return
         for item in items:
             if item is SESSION_ENDED:
                 # The login behind the socket ended (logout, deactivation): checked by the
