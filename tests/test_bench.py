@@ -77,7 +77,7 @@ def test_queries_benchmark_loads_measures_and_explains(results):
 def test_live_benchmark_times_publish_to_socket(results):
     out = live.main(
         [
-            *("--rate", "20", "--sockets", "6", "--seconds", "2"),
+            *("--rate", "20", "--sockets", "6", "--seconds", "2", "--warm-up", "1"),
             *("--port", str(free_port()), "--live-port", str(free_port())),
         ]
     )
@@ -85,6 +85,9 @@ def test_live_benchmark_times_publish_to_socket(results):
     assert out["missing_on_unfiltered_sockets"] == 0
     assert out["latency_p95_ms"] is not None and out["latency_p95_ms"] > 0
     assert out["page_p95_ms_no_sockets"] > 0 and out["page_p95_ms_with_sockets"] > 0
+    # No sockets before and after the sockets' window (A-B-A), pooled for the ratio.
+    before, after = out["page_p95_ms_before_after"]
+    assert before > 0 and after > 0
     assert out["web_cpu_cores"] > 0 and out["live_cpu_cores"] > 0
     # The simulated browsers run in processes of their own, at a lower priority than the
     # server's (which keep this process's): they stand in for machines elsewhere.
