@@ -93,22 +93,28 @@ def test_a_closed_socket_still_raises(read_ahead):
     ours.close()
 
 
+def _queue_with(conn, prefix: str, bodies: list[bytes]):
+    """A throwaway queue (and the channel that declared it) holding `bodies`, in order."""
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    exchange = Exchange(name, type="direct", durable=False, auto_delete=True)
+    queue = Queue(name, exchange, routing_key="k", durable=False, auto_delete=True)
+    channel = conn.channel()
+    queue(channel).declare()
+    producer = Producer(channel, exchange=exchange)
+    for body in bodies:
+        producer.publish(body, routing_key="k", content_type="application/octet-stream")
+    return queue, channel
+
+
 def test_messages_through_the_broker_arrive_whole(read_ahead, settings):
     """Many persistent messages of mixed sizes (one over frame_max, split into body frames),
     consumed with a large prefetch: every body exactly once, in order."""
-    name = f"test-read-ahead-{uuid.uuid4().hex[:8]}"
-    exchange = Exchange(name, type="direct", durable=False, auto_delete=True)
-    queue = Queue(name, exchange, routing_key="k", durable=False, auto_delete=True)
     bodies = [(f"{i}:".encode() + b"x" * (i * 97 % 5000)) for i in range(3000)]
     bodies.insert(1500, b"big" + b"y" * 300_000)
     received: list[bytes] = []
     done = threading.Event()
     with Connection(settings.broker_url) as conn:
-        channel = conn.channel()
-        queue(channel).declare()
-        producer = Producer(channel, exchange=exchange)
-        for body in bodies:
-            producer.publish(body, routing_key="k", content_type="application/octet-stream")
+        queue, channel = _queue_with(conn, "test-read-ahead", bodies)
 
         def on_message(message):
             received.append(message.body)
@@ -231,18 +237,11 @@ def test_event_loop_reader_drains_buffered_deliveries(installed, settings):
     if installed:
         amqp_reads.install()
     try:
-        name = f"test-reader-{uuid.uuid4().hex[:8]}"
-        exchange = Exchange(name, type="direct", durable=False, auto_delete=True)
-        queue = Queue(name, exchange, routing_key="k", durable=False, auto_delete=True)
         bodies = [f"{i}:".encode() + b"r" * 2400 for i in range(400)]
         received: list[bytes] = []
         per_callback: list[int] = []
         with Connection(settings.broker_url) as conn:
-            channel = conn.channel()
-            queue(channel).declare()
-            producer = Producer(channel, exchange=exchange)
-            for body in bodies:
-                producer.publish(body, routing_key="k", content_type="application/octet-stream")
+            queue, channel = _queue_with(conn, "test-reader", bodies)
             with Consumer(
                 conn.channel(),
                 queues=[queue],

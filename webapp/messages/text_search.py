@@ -44,6 +44,8 @@ RARE_TERM_SHARE = 0.005
 COMMON_SHARE = 0.10
 #: Fewer sample values than this say nothing about rarity: the plain LIKE.
 MIN_SAMPLE = 50
+#: Terms whose choice a sample remembers (beyond, it forgets them all and starts again).
+MAX_REMEMBERED_TERMS = 1000
 #: Seconds a process keeps the sample (autovacuum refreshes the statistics far less often).
 SAMPLE_TTL = 600.0
 
@@ -82,10 +84,19 @@ class Sample:
         self.counts: Counter[str] = Counter()
         for value in self.values:
             self.counts.update(trigrams(value))
+        # A request asks twice per statement (the filter, then whether to run it in parallel).
+        self._rarest: dict[str, tuple[str, ...] | None] = {}
 
     def rarest(self, term: str) -> tuple[str, ...] | None:
         """The term's rarest `KEYS` trigrams when they are worth asking for alone, else None
         (the plain LIKE asks for all of them)."""
+        if term not in self._rarest:
+            if len(self._rarest) >= MAX_REMEMBERED_TERMS:
+                self._rarest.clear()
+            self._rarest[term] = self._choose(term)
+        return self._rarest[term]
+
+    def _choose(self, term: str) -> tuple[str, ...] | None:
         windows = trigrams(term)
         if len(windows) <= KEYS or self.size < MIN_SAMPLE:
             return None
