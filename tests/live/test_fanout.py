@@ -178,3 +178,114 @@ def test_a_filter_the_scope_no_longer_allows_gets_an_error_frame_that_closes(
     (frame,) = searching.take(0)
     assert frame.closes and frame.text.startswith('{"type": "error"')
     assert not GAP_FRAME.closes
+
+
+class Writes:
+    """A viewer's `write_now` that answers as told and records what it was given."""
+
+    def __init__(self, *answers):
+        self.answers = list(answers)
+        self.frames: list[Frame] = []
+
+    def __call__(self, frame: Frame):
+        self.frames.append(frame)
+        return self.answers.pop(0)
+
+
+def test_a_frame_the_socket_takes_at_once_never_reaches_the_outbox():
+    """The live process: the fan-out writes the frame itself, no wake-up of the socket's
+    greenlet, nothing to hand over."""
+    viewer = Viewer(MessageFilter(), None, None)
+    viewer.write_now = writes = Writes(True)
+    frame = Frame('{"n": 1}')
+    viewer.put(frame)
+    assert writes.frames == [frame]
+    assert viewer.take(0) == [] and not viewer._ready.is_set()
+
+
+def test_a_frame_written_in_part_wakes_the_handler_for_the_rest():
+    viewer = Viewer(MessageFilter(), None, None)
+    viewer.write_now = Writes(False)
+    viewer.put(Frame('{"n": 1}'))
+    assert viewer._ready.is_set()  # the handler's flush writes the rest
+    assert viewer.take(0) == []
+
+
+def test_frames_keep_their_order_behind_the_outbox():
+    """A frame the socket could not take goes to the outbox, and so does every frame after it
+    until the handler has sent them: never one written past another."""
+    viewer = Viewer(MessageFilter(), None, None)
+    viewer.write_now = writes = Writes(None)
+    first, second, third = (Frame(f'{{"n": {n}}}') for n in range(3))
+    viewer.put(first)
+    viewer.put(second)
+    assert writes.frames == [first]  # not asked again while the outbox holds a frame
+    assert viewer.take(0) == [first, second]
+    writes.answers.append(True)
+    viewer.put(third)
+    assert writes.frames == [first, third] and viewer.take(0) == []
+
+
+def test_closing_frames_and_session_ends_always_go_through_the_handler():
+    viewer = Viewer(MessageFilter(), None, None)
+    viewer.write_now = writes = Writes()
+    error = Frame('{"type": "error", "message": "x"}', closes=True)
+    viewer.put(error)
+    viewer.put(SESSION_ENDED)
+    assert writes.frames == []
+    assert viewer.take(0) == [error, SESSION_ENDED]
+
+
+def test_the_fan_out_writes_whole_frames_in_order_on_a_gevent_socket():
+    """routes._WholeWrites on gevent's sockets (the live process): `write_now` writes what
+    fits without waiting, keeps the rest, and any later write (the handler's, the reader's
+    pong) sends that rest first: the peer reads every byte in order."""
+    import gevent
+    import gevent.socket
+
+    from webapp.live.routes import _WholeWrites
+
+    ours, theirs = gevent.socket.socketpair()
+    try:
+        sock = _WholeWrites(ours)
+        assert sock.can_write_now
+        big = bytes(range(256)) * 16384  # 4 MB: more than the socket buffers hold
+        assert sock.write_now(b"head") is True
+        assert sock.write_now(big) is False  # in part; the rest is kept
+        assert sock.write_now(b"never") is None  # nothing written past the rest
+        received = bytearray()
+
+        def read() -> None:
+            while len(received) < 4 + len(big) + 4:
+                received.extend(theirs.recv(1 << 16))
+
+        reader = gevent.spawn(read)
+        sock.send(b"tail")  # flushes the rest first
+        reader.join(timeout=30)
+        assert bytes(received) == b"head" + big + b"tail"
+    finally:
+        ours.close()
+        theirs.close()
+
+
+def test_the_page_tiers_sockets_and_gevent_subclasses_are_never_written_from_the_fan_out():
+    """The page tier's threads (the standard library's sockets) hand every frame over as
+    before; so does any subclass of gevent's socket (its TLS socket: bytes written under the
+    encryption would be garbage)."""
+    import socket
+
+    import gevent.socket
+
+    from webapp.live.routes import _WholeWrites
+
+    class Wrapped(gevent.socket.socket):
+        pass
+
+    a, b = socket.socketpair()
+    wrapped = Wrapped()
+    try:
+        assert not _WholeWrites(a).can_write_now
+        assert not _WholeWrites(wrapped).can_write_now
+    finally:
+        for s in (a, b, wrapped):
+            s.close()
