@@ -107,6 +107,16 @@ def test_published_ports_bind_loopback_by_default():
             assert port.startswith(("${BIND_ADDRESS:-127.0.0.1}:", "127.0.0.1:")), (name, port)
 
 
+def test_the_live_container_yields_the_cpu_to_the_page_tier():
+    """In a container its cgroup's weight decides, not LIVE_NICE (README "Live sockets behind
+    a reverse proxy"): the live service gets less than the page tier's default 1024."""
+    import yaml
+
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    assert services["live"]["cpu_shares"] < 1024
+    assert "cpu_shares" not in services["web"]
+
+
 def test_compose_services_have_healthchecks_and_named_volumes():
     import yaml
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -68,6 +70,8 @@ def test_flower_credentials_never_reach_the_command_line():
         ({"WEB_BIND": "0.0.0.0:99999"}, "WEB_BIND"),
         ({"WEB_WORKERS": "0"}, "WEB_WORKERS"),
         ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
+        ({"LIVE_NICE": "20"}, "LIVE_NICE"),
+        ({"LIVE_NICE": "-5"}, "LIVE_NICE"),
     ],
 )
 def test_bad_process_settings_name_the_variable(env, name):
@@ -100,3 +104,61 @@ def test_unknown_process_is_a_usage_error():
     )
     assert result.returncode != 0
     assert "usage: python -m webapp.processes {web,live,worker,beat,flower}" in result.stderr
+
+
+AUTOGROUP = Path("/proc/self/autogroup")
+
+
+def _lower_priority(nice: int, new_session: bool) -> tuple[str, int, str]:
+    """lower_priority(nice) in a new Python process, leading a session of its own or in this
+    one's: (what it reports, its niceness after, its autogroup line)."""
+    code = (
+        "import os, pathlib; from webapp.processes import lower_priority; "
+        f"print(lower_priority({nice})); print(os.nice(0)); "
+        "p = pathlib.Path('/proc/self/autogroup'); print(p.read_text().strip() if p.exists() "
+        "else 'no autogroup')"
+    )
+    result = subprocess.run(  # noqa: S603
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        start_new_session=new_session,
+        check=True,
+    )
+    reported, niceness, group = result.stdout.strip().splitlines()
+    return reported, int(niceness), group
+
+
+def test_a_session_leader_lowers_its_priority_and_its_sessions():
+    """The live process (LIVE_NICE) and the bench's simulated browsers: the niceness, and where
+    the kernel shares the CPU per session first (autogroups), the session's too; else a
+    niceness ranks the process only against the rest of its own session."""
+    expected = min(19, os.nice(0) + 6)
+    reported, niceness, group = _lower_priority(6, new_session=True)
+    assert niceness == expected
+    assert reported.startswith(f"nice {expected}, ")
+    if AUTOGROUP.exists():
+        assert group.endswith(f" nice {expected}"), group
+        assert reported == f"nice {expected}, {group}"
+
+
+def test_a_process_in_someone_elses_session_leaves_the_session_alone():
+    """Started from a terminal, the process is not its session's leader: the terminal's
+    autogroup (every other program of that terminal) keeps its niceness."""
+    before = AUTOGROUP.read_text() if AUTOGROUP.exists() else None
+    reported, niceness, _ = _lower_priority(6, new_session=False)
+    assert niceness == min(19, os.nice(0) + 6)
+    assert reported.endswith("no autogroup")
+    assert (AUTOGROUP.read_text() if AUTOGROUP.exists() else None) == before
+
+
+def test_nice_zero_changes_nothing():
+    reported, niceness, _ = _lower_priority(0, new_session=True)
+    assert niceness == os.nice(0) and reported == f"nice {os.nice(0)}"
+
+
+def test_live_nice_defaults_to_yielding_to_the_page_tier():
+    assert settings().LIVE_NICE == 10
+    assert settings(LIVE_NICE="0").LIVE_NICE == 0

@@ -278,6 +278,9 @@ class Settings:
     LIVE_BIND: str = "0.0.0.0:8001"
     #: Live sockets one live process serves (beyond: closed with 1013).
     LIVE_MAX_SOCKETS: int = 5000
+    #: Niceness the live process adds to itself (0-19; 0 = the page tier's priority): its
+    #: pushes can wait a few ms for a core, a page request should not wait for a push.
+    LIVE_NICE: int = 10
     FLOWER_BIND: str = "127.0.0.1:5555"
     #: user:password[,user:password]; read by Flower itself. Required when Flower listens on
     #: anything but the loopback interface.
@@ -622,6 +625,7 @@ _LIMITS: dict[str, tuple[int | None, int | None]] = {
     "WS_MAX_PER_PROCESS": (0, 100_000),
     "WS_MAX_PER_CLIENT": (1, 10_000),
     "LIVE_MAX_SOCKETS": (1, 100_000),
+    "LIVE_NICE": (0, 19),
     "STALLED_AFTER_MINUTES": (1, STALLED_MAX_MINUTES),
     "STALLED_WINDOW_DAYS": (1, 30),
 }

@@ -130,6 +130,33 @@ def command(name: str, settings: Settings, extra: tuple[str, ...] = ()) -> list[
     raise ValueError(f"unknown process {name!r}: expected one of {', '.join(PROCESSES)}")
 
 
+def lower_priority(nice: int) -> str:
+    """Add `nice` to this process's niceness, so that it yields a core to the others; what the
+    kernel then reports (for logs and the benchmark).
+
+    Where Linux groups tasks per session (autogroups: the root cgroup, `sched_autogroup_enabled`)
+    the CPU is shared fairly between sessions before niceness counts, and each of our processes
+    runs in a session of its own (`make up`, the tests and benchmarks start them with setsid):
+    a process that leads its session gives the session's autogroup the same niceness, or its
+    niceness would only rank it against itself. A process that does not lead its session (one
+    started in a terminal) leaves the session alone: it is the terminal's. Under a service
+    manager or a container runtime the process has a cgroup of its own and autogroups do not
+    apply: there its share is the cgroup's weight (systemd `CPUWeight=`, compose `cpu_shares`,
+    README "Live sockets behind a reverse proxy")."""
+    if nice <= 0:
+        return f"nice {os.nice(0)}"
+    niceness = os.nice(nice)
+    autogroup = Path("/proc/self/autogroup")
+    group = "no autogroup"
+    if os.getsid(0) == os.getpid() and autogroup.exists():
+        try:
+            autogroup.write_text(str(niceness))
+            group = autogroup.read_text().strip()
+        except OSError as exc:  # a rate limit or a kernel without write support: niceness only
+            group = f"autogroup unchanged ({exc.strerror})"
+    return f"nice {niceness}, {group}"
+
+
 def metrics_dir(settings: Settings) -> Path:
     """The web process's prometheus-client multiprocess directory, emptied: every gunicorn
     worker writes its request latencies there and /metrics adds them up (webapp/health/prom.py).
@@ -159,6 +186,11 @@ def main(argv: list[str] | None = None) -> None:
     if argv[0] == "web":
         # Before gunicorn starts: prometheus-client chooses multiprocess mode at import.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir(settings))
+    if argv[0] == "live":
+        # Sockets must not starve page requests: with the same priority, each push's burst of
+        # writes to a thousand sockets (~50 ms of one core every half second) put the list
+        # page's p95 1.3-1.5x above its value without sockets on two cores (bench/README.md).
+        print(f"live: {lower_priority(settings.LIVE_NICE)}", flush=True)
     sys.stdout.flush()
     os.execvp(args[0], args)  # noqa: S606 - a fixed program with arguments we built
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import socket
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 from simple_websocket import Client
@@ -174,3 +176,57 @@ def test_a_client_that_reads_slowly_gets_whole_frames(live_process, write_report
         assert max(sizes) > 300_000, "frames of a few hundred KB"
     finally:
         sock.close()
+
+
+def _tree(pid: int) -> list[int]:
+    """`pid` and its descendants (the gunicorn master and its worker)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                raw = (entry / "stat").read_text()
+            except OSError:
+                continue
+            children.setdefault(int(raw[raw.rindex(")") + 2 :].split()[1]), []).append(
+                int(entry.name)
+            )
+    out, todo = [], [pid]
+    while todo:
+        out.append(todo.pop())
+        todo.extend(children.get(out[-1], []))
+    return out
+
+
+def _niceness(pid: int) -> int:
+    raw = Path(f"/proc/{pid}/stat").read_text()
+    return int(raw[raw.rindex(")") + 2 :].split()[16])
+
+
+def test_the_live_process_yields_the_cpu_to_the_page_tier(test_db_name, tmp_path):
+    """Started as users start it (its own session, as `make up` and compose do), the live
+    process and its gevent worker run LIVE_NICE below the page tier, and so does their session
+    where the kernel shares the CPU per session first: a push's burst of writes to a thousand
+    sockets then waits for a page request, not the other way round (bench/README.md)."""
+    env = process_environ(
+        test_db_name,
+        SECRET_KEY="test-secret-" + uuid.uuid4().hex,
+        RUN_DIR=str(tmp_path / "run"),
+        LIVE_NICE="7",
+    )
+    proc = serve("live", env, tmp_path / "live-{port}.log")
+    try:
+        # It serves (so its worker is up): a socket gets its hello.
+        ws = open_socket(f"ws://127.0.0.1:{proc.port}")
+        try:
+            assert json.loads(ws.receive(timeout=10))["type"] == "hello"
+        finally:
+            ws.close()
+        expected = min(19, os.nice(0) + 7)
+        tree = _tree(proc.proc.pid)
+        assert len(tree) == 2, tree  # the master and its one worker
+        assert [_niceness(pid) for pid in tree] == [expected, expected]
+        autogroup = Path(f"/proc/{proc.proc.pid}/autogroup")
+        if autogroup.exists():
+            assert autogroup.read_text().split()[-1] == str(expected)
+    finally:
+        proc.stop()
