@@ -213,16 +213,17 @@ class _WholeWrites:
         if self._pending is not None or not self._lock.acquire(blocking=False):
             return None
         try:
-            sent = self._sock.send(data, 0, 0.0)
-        except OSError:  # BlockingIOError: no room at all
-            return None
+            try:
+                sent = self._sock.send(data, 0, 0.0)
+            except OSError:  # BlockingIOError: no room at all
+                return None
+            self.last_write = time.monotonic()
+            if sent < len(data):
+                self._pending = memoryview(data)[sent:]
+                return False
+            return True
         finally:
             self._lock.release()
-        self.last_write = time.monotonic()
-        if sent < len(data):
-            self._pending = memoryview(data)[sent:]
-            return False
-        return True
 
     def flush(self) -> None:
         """Write the rest of a frame `write_now` wrote in part (waiting for room)."""
