@@ -29,7 +29,7 @@ it too; webapp.processes.lower_priority), so that on the one machine the benchma
 a thousand sockets neither takes the cores from the server nor holds the GIL of the process
 whose probe times the list page. Like browsers, the clients offer permessage-deflate (the server
 compresses each group frame once, webapp/live/deflate.py); the sockets of one block of
-len(FILTERS) in `--measure-every` (5: 200 of 1,000, every filter alike) inflate and decode
+len(FILTERS) in `--measure-every` (5: 204 of 1,000, every filter alike) inflate and decode
 every frame (latency, missing rows), the others read every byte and leave it: inflating 1,000
 copies of a 128 KB frame twice a second is ~0.1 core and ~250 MB/s of memory traffic that remote
 browsers would spend on their own machines, and on these two cores it alone put the list page's

@@ -187,9 +187,10 @@ def main(argv: list[str] | None = None) -> None:
         # Before gunicorn starts: prometheus-client chooses multiprocess mode at import.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir(settings))
     if argv[0] == "live":
-        # Sockets must not starve page requests: with the same priority, each push's burst of
-        # writes to a thousand sockets (~50 ms of one core every half second) put the list
-        # page's p95 1.3-1.5x above its value without sockets on two cores (bench/README.md).
+        # Sockets must not starve page requests: each push is a burst of writes to every socket
+        # (~30 ms of one core for a thousand, twice a second); on two cores a burst like it at
+        # the pages' priority put the list page's p95 at 1.54x, at a lower one 1.07x
+        # (bench/README.md, "2026-12-05, third session").
         print(f"live: {lower_priority(settings.LIVE_NICE)}", flush=True)
     sys.stdout.flush()
     os.execvp(args[0], args)  # noqa: S606 - a fixed program with arguments we built

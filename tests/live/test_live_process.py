@@ -16,6 +16,8 @@ from simple_websocket import Client
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import Request, TextMessage
 
+from bench.ingest import _children
+from bench.live import priority_of
 from tests.factories import report_body as body
 from tests.live.test_socket import _closed_with, frames, ids_in, listeners
 from tests.processes import Process, process_environ, serve
@@ -178,30 +180,6 @@ def test_a_client_that_reads_slowly_gets_whole_frames(live_process, write_report
         sock.close()
 
 
-def _tree(pid: int) -> list[int]:
-    """`pid` and its descendants (the gunicorn master and its worker)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                raw = (entry / "stat").read_text()
-            except OSError:
-                continue
-            children.setdefault(int(raw[raw.rindex(")") + 2 :].split()[1]), []).append(
-                int(entry.name)
-            )
-    out, todo = [], [pid]
-    while todo:
-        out.append(todo.pop())
-        todo.extend(children.get(out[-1], []))
-    return out
-
-
-def _niceness(pid: int) -> int:
-    raw = Path(f"/proc/{pid}/stat").read_text()
-    return int(raw[raw.rindex(")") + 2 :].split()[16])
-
-
 def test_the_live_process_yields_the_cpu_to_the_page_tier(test_db_name, tmp_path):
     """Started as users start it (its own session, as `make up` and compose do), the live
     process and its gevent worker run LIVE_NICE below the page tier, and so does their session
@@ -222,11 +200,12 @@ def test_the_live_process_yields_the_cpu_to_the_page_tier(test_db_name, tmp_path
         finally:
             ws.close()
         expected = min(19, os.nice(0) + 7)
-        tree = _tree(proc.proc.pid)
+        master = proc.proc.pid
+        tree = [master, *_children(master)]
         assert len(tree) == 2, tree  # the master and its one worker
-        assert [_niceness(pid) for pid in tree] == [expected, expected]
-        autogroup = Path(f"/proc/{proc.proc.pid}/autogroup")
-        if autogroup.exists():
-            assert autogroup.read_text().split()[-1] == str(expected)
+        for pid in tree:
+            assert priority_of(pid).startswith(f"nice {expected}, "), priority_of(pid)
+        if Path(f"/proc/{master}/autogroup").exists():
+            assert priority_of(master).endswith(f" nice {expected}"), priority_of(master)
     finally:
         proc.stop()
