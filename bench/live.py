@@ -142,7 +142,8 @@ def priority_of(pid: int) -> str:
     raw = Path(f"/proc/{pid}/stat").read_text()
     nice = int(raw[raw.rindex(")") + 2 :].split()[16])
     try:
-        group = Path(f"/proc/{pid}/autogroup").read_text().strip()
+        # empty for a task in the kernel's default group (no setsid since boot)
+        group = Path(f"/proc/{pid}/autogroup").read_text().strip() or "no autogroup"
     except OSError:
         group = "no autogroup"
     return f"nice {nice}, {group}"

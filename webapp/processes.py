@@ -151,7 +151,8 @@ def lower_priority(nice: int) -> str:
     if os.getsid(0) == os.getpid() and autogroup.exists():
         try:
             autogroup.write_text(str(niceness))
-            group = autogroup.read_text().strip()
+            # empty for a task in the kernel's default group (not one a setsid created)
+            group = autogroup.read_text().strip() or "no autogroup"
         except OSError as exc:  # a rate limit or a kernel without write support: niceness only
             group = f"autogroup unchanged ({exc.strerror})"
     return f"nice {niceness}, {group}"
