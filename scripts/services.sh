@@ -76,16 +76,37 @@ ensure_packages() {
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-wait_port() {
-  local port=$1 what=$2 i
+wait_port() {  # PORT WHAT [PID]: until the port answers; with PID, fail as soon as PID is gone
+  local port=$1 what=$2 pid=${3:-} i
   for i in $(seq 1 600); do
     port_open "$port" && return 0
+    if [ -n "$pid" ] && ! pid_alive "$pid"; then
+      die "$what exited before opening port $port (see $RUN_DIR/*.log)"
+    fi
     sleep 0.1
   done
   die "$what did not open port $port in 60 s (see $RUN_DIR/*.log)"
 }
 
 pid_alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
+
+# A port answering is not enough: another checkout's services, a system server or anything else
+# may hold it. Ours are the ones whose PID this RUN_DIR recorded (pg_ours, rmq_ours). Starting
+# on a port someone else holds stops with its name, rather than writing this RUN_DIR's
+# credentials into $RUN_DIR/env for a server that is not the one answering.
+port_holder() {  # " [users:((...pid...))]" of the listener on 127.0.0.1:PORT, when ss can tell
+  local who
+  command -v ss >/dev/null 2>&1 || return 0
+  who=$(ss -Hltnp "sport = :$1" 2>/dev/null | grep -o 'users:(([^)]*))' | head -1 || true)
+  [ -z "$who" ] || printf ' [%s]' "$who"
+}
+
+refuse_taken_port() {  # PORT VARIABLE WHAT: stop unless the port is free
+  port_open "$1" || return 0
+  die "$3: port $1 ($2) is in use by another process$(port_holder "$1"), not by this RUN_DIR's \
+services ($RUN_DIR): stop that process, or choose free ports with PG_PORT, RMQ_PORT, \
+RMQ_MGMT_PORT, RMQ_DIST_PORT and ERL_EPMD_PORT"
+}
 
 # Run a command as the owner of the data directory (initdb refuses root), from inside the
 # cluster's directory (the caller's directory may be one the postgres user cannot enter).
@@ -109,6 +130,7 @@ resolve_pg_dir() {  # where the cluster of this RUN_DIR is (it may not exist yet
 resolve_pg_dir
 
 pg_running() { [ -f "$PG_DATA/postmaster.pid" ] && pid_alive "$(head -1 "$PG_DATA/postmaster.pid")"; }
+pg_ours() { pg_running && port_open "$PG_PORT"; }
 
 # As root, initdb and postgres run as the `postgres` user, and it must reach the data directory,
 # its socket directory and its log. A RUN_DIR inside a private folder (a clone in /root, mode
@@ -167,6 +189,7 @@ start_postgres() {
     log "PostgreSQL already running on port $PG_PORT"
     return
   fi
+  refuse_taken_port "$PG_PORT" PG_PORT PostgreSQL
   if [ ! -f "$PG_DATA/PG_VERSION" ]; then
     as_pg "$bin/initdb" -D "$PG_DATA" -U postgres --auth-local=trust --auth-host=scram-sha-256 \
       -E UTF8 --locale=C.UTF-8 --no-sync >"$PG_DIR/initdb.log" 2>&1 ||
@@ -207,12 +230,18 @@ stop_postgres() {
   sweep_relocated
 }
 
+rmq_ours() { pid_alive "$(cat "$RMQ_DIR/rabbitmq.pid" 2>/dev/null || true)" && port_open "$RMQ_PORT"; }
+
 start_rabbitmq() {
   local pidfile=$RMQ_DIR/rabbitmq.pid
-  if [ -f "$pidfile" ] && pid_alive "$(cat "$pidfile")" && port_open "$RMQ_PORT"; then
+  if rmq_ours; then
     log "RabbitMQ already running on port $RMQ_PORT"
     return
   fi
+  # (A running epmd on ERL_EPMD_PORT is fine: it is a name server, nodes of any owner share it.)
+  refuse_taken_port "$RMQ_PORT" RMQ_PORT RabbitMQ
+  refuse_taken_port "$RMQ_MGMT_PORT" RMQ_MGMT_PORT "RabbitMQ management"
+  refuse_taken_port "$RMQ_DIST_PORT" RMQ_DIST_PORT "RabbitMQ distribution"
   mkdir -p "$RMQ_DIR/home" "$RMQ_DIR/mnesia" "$RMQ_DIR/log"
   cat >"$RMQ_DIR/rabbitmq.conf" <<EOF
 listeners.tcp.default = $RMQ_PORT
@@ -256,7 +285,7 @@ EOF
   env "${env[@]}" setsid /usr/lib/rabbitmq/bin/rabbitmq-server >"$RMQ_DIR/server.log" 2>&1 \
     </dev/null &
   echo $! >"$RMQ_DIR/launcher.pid"
-  wait_port "$RMQ_PORT" RabbitMQ
+  wait_port "$RMQ_PORT" RabbitMQ "$(cat "$RMQ_DIR/launcher.pid")"
   log "RabbitMQ ready on 127.0.0.1:$RMQ_PORT (management on $RMQ_MGMT_PORT)"
 }
 
@@ -339,9 +368,19 @@ case "${1:-start}" in
     ;;
   status)
     rc=0
-    if port_open "$PG_PORT"; then echo "postgres: up ($PG_PORT, data in $PG_DATA)"; else
-      echo "postgres: down"; rc=1; fi
-    if port_open "$RMQ_PORT"; then echo "rabbitmq: up ($RMQ_PORT)"; else echo "rabbitmq: down"; rc=1; fi
+    # Up means this RUN_DIR's: a port held by anything else is not our service.
+    if pg_ours; then echo "postgres: up ($PG_PORT, data in $PG_DATA)"; else
+      rc=1
+      if port_open "$PG_PORT"; then
+        echo "postgres: down (port $PG_PORT is held by another process$(port_holder "$PG_PORT"))"
+      else echo "postgres: down"; fi
+    fi
+    if rmq_ours; then echo "rabbitmq: up ($RMQ_PORT)"; else
+      rc=1
+      if port_open "$RMQ_PORT"; then
+        echo "rabbitmq: down (port $RMQ_PORT is held by another process$(port_holder "$RMQ_PORT"))"
+      else echo "rabbitmq: down"; fi
+    fi
     exit "$rc"
     ;;
   *) die "usage: $0 start|stop|status|pg-start|pg-stop|rmq-start|rmq-stop" ;;
