@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
+import time
+from types import SimpleNamespace
 
 import psycopg2
 import pytest
@@ -107,6 +110,31 @@ def test_live_benchmark_times_publish_to_socket(results):
     table = bench_main.table(bench_main.rows_for("live", out))
     for figure in ("publish→socket", "list page p95", "web tier CPU (web + live processes)"):
         assert figure in table
+
+
+def test_the_page_probe_requests_at_random_times(monkeypatch):
+    """Not on a fixed beat that could keep one phase against the pushes' (every 0.5 s) for a
+    whole window: the gaps between requests are exponential (a Poisson process), mean as asked."""
+    starts: list[float] = []
+
+    class Session:
+        def get(self, url, timeout):
+            starts.append(time.monotonic())
+            return SimpleNamespace(status_code=200)
+
+    monkeypatch.setattr(live.requests, "Session", Session)
+    probe = live.PageProbe("http://127.0.0.1:1/", interval=0.005)
+    probe.recording.set()
+    probe.start()
+    time.sleep(1.5)
+    probe.stop.set()
+    probe.join(5)
+    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    assert len(gaps) > 100 and len(probe.take()[0]) == len(starts)
+    mean = statistics.fmean(gaps)
+    # Exponential: standard deviation about the mean (a fixed beat: about 0).
+    assert 0.5 < statistics.pstdev(gaps) / mean < 1.5, (mean, statistics.pstdev(gaps))
+    assert max(gaps) > 3 * mean and min(gaps) < mean / 3
 
 
 def test_queries_scaling_ratio_judges_the_keyset_requests_only():
