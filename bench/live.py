@@ -534,6 +534,35 @@ def _analyze(dsn: str) -> None:
         conn.close()
 
 
+def settle(timeout: float = 180) -> dict:
+    """Start on a settled server: a CHECKPOINT, then no autovacuum worker running (at most
+    `timeout` s). In `make bench` this benchmark follows the loading of 6,000,000 rows: the
+    spread checkpoint of that load wrote ~600 MB during the windows of one run (01:15-01:18 UTC
+    on 2026-12-06) and is not what the sockets cost, nor a drift the A-B-A windows cancel."""
+    started = time.monotonic()
+    conn = psycopg2.connect(admin_dsn())
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("CHECKPOINT")
+            checkpoint = time.monotonic() - started
+            while True:
+                cur.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'"
+                )
+                workers = cur.fetchone()[0]
+                if not workers or time.monotonic() - started > timeout:
+                    break
+                time.sleep(1)
+    finally:
+        conn.close()
+    return {
+        "checkpoint_seconds": round(checkpoint, 1),
+        "seconds": round(time.monotonic() - started, 1),
+        "autovacuum_workers_left": workers,
+    }
+
+
 def _up(url: str) -> bool:
     try:
         return requests.get(url, timeout=2).status_code < 500
@@ -558,6 +587,7 @@ def run(args) -> dict:
         Queue(names["DASHBOARD_QUEUE"], exchange, routing_key="message.logging", durable=True)(
             conn.channel()
         ).declare()
+    settled = settle()
     RESULTS.mkdir(parents=True, exist_ok=True)
     environ = env(db_name, **names)
     paths = ["/ws/messages" + FILTERS[n % len(FILTERS)] for n in range(args.sockets)]
@@ -749,6 +779,8 @@ def run(args) -> dict:
             round(x * 1000, 1) if x is not None else None for x in (before_p95, after_p95)
         ],
         "page_p95_ms_with_sockets": round(busy_p95 * 1000, 1) if page_busy else None,
+        # What the server was left to finish before the run (settle).
+        "settled": settled,
         "page_requests": [len(page_quiet), len(page_busy)],
         # Where the sockets move the page's distribution: median, p90, p99 (ms), without / with.
         "page_ms_p50_p90_p99": [_quantiles(page_quiet), _quantiles(page_busy)],

@@ -86,6 +86,9 @@ def test_live_benchmark_times_publish_to_socket(results):
         ]
     )
     assert out["published"] == 40 and out["sockets_open"] == 12
+    # Started on a settled server (a CHECKPOINT, no autovacuum worker left running).
+    assert out["settled"]["checkpoint_seconds"] >= 0
+    assert out["settled"]["autovacuum_workers_left"] == 0
     # One block of every filter (six sockets) decoded in two: the other block only reads.
     assert out["sockets_measured"] == 6
     assert out["missing_on_unfiltered_sockets"] == 0
